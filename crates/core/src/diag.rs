@@ -150,6 +150,7 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|&(d, c)| d > 0 && c != word)
         .filter(|&(d, c)| {
             let close = d <= 2.max(c.len() / 3) && d < c.len().max(word.len());
             let shorter = word.char_indices().last().map_or("", |(i, _)| &word[..i]);
@@ -263,13 +264,11 @@ impl fmt::Debug for Rendered<'_> {
 
 impl fmt::Display for Rendered<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.diag.span {
-            Some(span) => {
-                let p = self.src.line_col(span.start as usize);
-                write!(f, "{}:{}:{}: {}", self.src.name(), p.line, p.column, self.diag.message)
-            }
-            None => write!(f, "{}: {}", self.src.name(), self.diag.message),
+        // Diagnostics without a place say which file they are about; the others show it in the frame.
+        if self.diag.span.is_none() {
+            write!(f, "{}: ", self.src.name())?;
         }
+        f.write_str(&self.diag.message)
     }
 }
 

@@ -363,11 +363,18 @@ impl<'s> Decoder<'s> {
     // ----- sections -----------------------------------------------------------------------------
 
     pub fn plan(&mut self, root: &Node) -> Plan {
-        let top = self.mapping(root, "the plan", keys::TOP).unwrap_or(Map {
-            node: root,
-            entries: EMPTY,
-            what: "the plan".into(),
-        });
+        let top = match self.mapping(root, "the plan", keys::TOP) {
+            Some(top) if !root.is_null() => top,
+            _ => {
+                if root.is_null() {
+                    self.error(
+                        Diagnostic::error(Code::MissingField, None, "the plan is empty")
+                            .with_hint("run `slipway init` to write a starter plan"),
+                    );
+                }
+                return empty_plan();
+            }
+        };
         let format = match self.required(&top, "slipway") {
             Some(n) => self.int(n, "`slipway` (the plan format version)").unwrap_or(Spanned::new(FORMAT_VERSION, n.span)),
             None => Spanned::new(FORMAT_VERSION, Span::default()),
@@ -384,15 +391,7 @@ impl<'s> Decoder<'s> {
         }
         let release = match self.required(&top, "release") {
             Some(n) => self.release(n),
-            None => Release {
-                name: Spanned::new(String::new(), Span::default()),
-                version: None,
-                change: None,
-                summary: None,
-                owner: None,
-                objectives: Vec::new(),
-                span: Span::default(),
-            },
+            None => empty_plan().release,
         };
         let artifact = top.get("artifact").and_then(|n| self.artifact(n));
         let variables = top
@@ -1378,6 +1377,31 @@ impl<'s> Decoder<'s> {
         let due = m.get("due").and_then(|n| self.duration(n, "`review.due`")).map(|d| d.value);
         let attendees = m.get("attendees").map(|n| self.string_list(n, "`review.attendees`")).unwrap_or_default().into_iter().map(|s| s.value).collect();
         Some(Review { due, attendees })
+    }
+}
+
+fn empty_plan() -> Plan {
+    Plan {
+        format: Spanned::new(FORMAT_VERSION, Span::default()),
+        release: Release {
+            name: Spanned::new(String::new(), Span::default()),
+            version: None,
+            change: None,
+            summary: None,
+            owner: None,
+            objectives: Vec::new(),
+            span: Span::default(),
+        },
+        artifact: None,
+        variables: IndexMap::new(),
+        secrets: IndexMap::new(),
+        roles: IndexMap::new(),
+        environments: IndexMap::new(),
+        steps: Vec::new(),
+        tests: Vec::new(),
+        risks: Vec::new(),
+        notify: Vec::new(),
+        review: None,
     }
 }
 

@@ -216,8 +216,9 @@ impl<'p> Validator<'p> {
             let excluded = owner.filter(|o| people.contains(o));
             let eligible = people.len() - usize::from(excluded.is_some());
             if i64::try_from(eligible).unwrap_or(i64::MAX) < required {
+                let who = if eligible == 1 { "person" } else { "people" };
                 let mut msg = format!(
-                    "environment `{}` requires {required} approvals, but only {eligible} people can give them",
+                    "environment `{}` requires {required} approvals, but only {eligible} {who} can give them",
                     env.name.value
                 );
                 if let Some(o) = excluded {

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::output::Format;
 
 #[derive(Parser)]
-#[command(name = "slipway", version, about = "Deployment management: plan, approve, deploy, validate, roll back, record, review.")]
+#[command(
+    name = "slipway",
+    version,
+    about = "Deployment management: plan, approve, deploy, validate, roll back, record, review."
+)]
 struct Cli {
     /// Output format: human-readable text, or JSON for machines.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Human)]
@@ -61,7 +65,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { plan } => commands::check::run(&plan, cli.output),
-        Command::Plan { plan, env, at, version } => commands::plan::run(&plan, &env, &at, version, cli.output),
+        Command::Plan {
+            plan,
+            env,
+            at,
+            version,
+        } => commands::plan::run(&plan, &env, &at, version, cli.output),
         Command::Schema => commands::schema::run(),
         Command::Init { path, force } => commands::init::run(&path, force),
     };

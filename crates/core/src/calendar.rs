@@ -59,7 +59,15 @@ impl PartialEq for Window {
 }
 
 fn parse_day(word: &str) -> Option<u32> {
-    const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let w = word.to_ascii_lowercase();
     (0u32..7).find(|&i| DAY_NAMES[i as usize] == w || FULL[i as usize] == w)
 }
@@ -119,9 +127,13 @@ impl Window {
             // `Sat 22:00-Sun 04:00 TZ`
             [d1, t1_d2, t2, tz] if t1_d2.contains('-') => {
                 let (t1, d2) = t1_d2.split_once('-').ok_or_else(shape)?;
-                let start_day = parse_day(d1).ok_or_else(|| CalendarError::Window(format!("`{d1}` is not a day (Mon, Tue, …, Sun)")))?;
-                let end_day = parse_day(d2).ok_or_else(|| CalendarError::Window(format!("`{d2}` is not a day (Mon, Tue, …, Sun)")))?;
-                let start = start_day * 1440 + parse_time(t1)?;
+                let start_day = parse_day(d1).ok_or_else(|| {
+                    CalendarError::Window(format!("`{d1}` is not a day (Mon, Tue, …, Sun)"))
+                })?;
+                let end_day = parse_day(d2).ok_or_else(|| {
+                    CalendarError::Window(format!("`{d2}` is not a day (Mon, Tue, …, Sun)"))
+                })?;
+                let start = (start_day * 1440 + parse_time(t1)?) % MINUTES_PER_WEEK;
                 let end = (end_day * 1440 + parse_time(t2)?) % MINUTES_PER_WEEK;
                 if start == end {
                     return Err(CalendarError::Window(format!("window `{text}` is empty")));
@@ -139,7 +151,7 @@ impl Window {
                 let spans = parse_days(days)?
                     .into_iter()
                     .map(|d| {
-                        let start = d * 1440 + t1;
+                        let start = (d * 1440 + t1) % MINUTES_PER_WEEK;
                         WeekSpan {
                             start,
                             end: (start + length) % MINUTES_PER_WEEK,
@@ -150,7 +162,8 @@ impl Window {
             }
             _ => return Err(shape()),
         };
-        let tz = TimeZone::get(tz_name).map_err(|_| CalendarError::TimeZone(tz_name.to_string()))?;
+        let tz =
+            TimeZone::get(tz_name).map_err(|_| CalendarError::TimeZone(tz_name.to_string()))?;
         Ok(Window {
             text: text.to_string(),
             tz_name: tz_name.to_string(),
@@ -162,7 +175,9 @@ impl Window {
     fn minute_of_week(&self, at: Timestamp) -> (u32, DateTime) {
         let local = at.to_zoned(self.tz.clone()).datetime();
         let day = u32::from(local.weekday().to_monday_zero_offset().unsigned_abs());
-        let minute = day * 1440 + u32::from(local.hour().unsigned_abs()) * 60 + u32::from(local.minute().unsigned_abs());
+        let minute = day * 1440
+            + u32::from(local.hour().unsigned_abs()) * 60
+            + u32::from(local.minute().unsigned_abs());
         (minute, local)
     }
 
@@ -176,7 +191,9 @@ impl Window {
         let (m, local) = self.minute_of_week(at);
         let span = self.spans.iter().find(|s| s.contains(m))?;
         let start_of_minute = local.with().second(0).subsec_nanosecond(0).build().ok()?;
-        let end = start_of_minute.checked_add(i64::from(span.remaining(m)).minutes()).ok()?;
+        let end = start_of_minute
+            .checked_add(i64::from(span.remaining(m)).minutes())
+            .ok()?;
         end.to_zoned(self.tz.clone()).ok().map(|z| z.timestamp())
     }
 
@@ -238,7 +255,8 @@ pub fn parse_instant(text: &str, tz: &TimeZone, end: bool) -> Result<Timestamp, 
     }
     let civil = if let Ok(date) = text.parse::<Date>() {
         let date = if end {
-            date.checked_add(1.day()).map_err(|e| CalendarError::Date(e.to_string()))?
+            date.checked_add(1.day())
+                .map_err(|e| CalendarError::Date(e.to_string()))?
         } else {
             date
         };
@@ -338,7 +356,10 @@ mod tests {
         let w = Window::parse("Sat 22:00-Sun 04:00 Europe/London").expect("window");
         let thursday = ts("2026-11-26T10:00:00Z");
         assert_eq!(w.next_opening(thursday), Some(ts("2026-11-28T22:00:00Z")));
-        assert_eq!(w.closes_at(ts("2026-11-28T23:00:00Z")), Some(ts("2026-11-29T04:00:00Z")));
+        assert_eq!(
+            w.closes_at(ts("2026-11-28T23:00:00Z")),
+            Some(ts("2026-11-29T04:00:00Z"))
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean …?" hint for a misspelt name, if any candidate is close.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     suggest(word, candidates).map(|s| format!("did you mean `{s}`?"))
 }
 
@@ -294,7 +297,9 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diag.span.map(|_| &self.source as &dyn miette::SourceCode)
+        self.diag
+            .span
+            .map(|_| &self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -316,7 +321,12 @@ mod tests {
 
     #[test]
     fn code_strings_match_their_serde_names() {
-        for code in [Code::UnknownKey, Code::DependencyCycle, Code::BadTimeZone, Code::NulByte] {
+        for code in [
+            Code::UnknownKey,
+            Code::DependencyCycle,
+            Code::BadTimeZone,
+            Code::NulByte,
+        ] {
             assert_eq!(
                 serde_json::to_value(code).ok(),
                 Some(serde_json::Value::String(code.as_str().into()))

@@ -39,7 +39,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(DurationError::MissingNumber(rest.to_string()));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| DurationError::Overflow)?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| DurationError::Overflow)?;
         rest = rest[digits..].trim_start();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         if unit_len == 0 {
@@ -100,9 +102,18 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_duration() {
-        assert_eq!(parse_duration("30"), Err(DurationError::MissingUnit("30".into())));
-        assert_eq!(parse_duration("5 mins"), Err(DurationError::UnknownUnit("mins".into())));
-        assert_eq!(parse_duration("m5"), Err(DurationError::MissingNumber("m5".into())));
+        assert_eq!(
+            parse_duration("30"),
+            Err(DurationError::MissingUnit("30".into()))
+        );
+        assert_eq!(
+            parse_duration("5 mins"),
+            Err(DurationError::UnknownUnit("mins".into()))
+        );
+        assert_eq!(
+            parse_duration("m5"),
+            Err(DurationError::MissingNumber("m5".into()))
+        );
         assert_eq!(parse_duration("99999999999d"), Err(DurationError::Overflow));
     }
 

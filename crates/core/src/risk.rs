@@ -79,9 +79,12 @@ pub fn assess(inputs: &RiskInputs) -> RiskAssessment {
             .filter(|(other, l2, i2)| other != id && l2 * i2 >= 10)
             .count() as u32;
         let points = ((exposure * 8).div_ceil(5) + 2 * others).min(50);
-        let mut explanation = format!("highest declared risk {id}: likelihood {l} × impact {i} = {exposure} of 25");
+        let mut explanation =
+            format!("highest declared risk {id}: likelihood {l} × impact {i} = {exposure} of 25");
         if others > 0 {
-            explanation.push_str(&format!("; {others} more risk(s) with exposure of 10 or more"));
+            explanation.push_str(&format!(
+                "; {others} more risk(s) with exposure of 10 or more"
+            ));
         }
         factors.push(RiskFactor {
             factor: "declared_risks",
@@ -163,7 +166,11 @@ mod tests {
     #[test]
     fn every_factor_is_explained_and_adds_up() {
         let a = assess(&RiskInputs {
-            declared: vec![("R1".into(), 3, 4), ("R2".into(), 2, 5), ("R3".into(), 1, 1)],
+            declared: vec![
+                ("R1".into(), 3, 4),
+                ("R2".into(), 2, 5),
+                ("R3".into(), 1, 1),
+            ],
             targets: 4,
             irreversible_steps: vec!["migrate".into()],
             protected: true,
@@ -174,10 +181,20 @@ mod tests {
         let names: Vec<_> = a.factors.iter().map(|f| f.factor).collect();
         assert_eq!(
             names,
-            ["declared_risks", "size_of_change", "irreversible_steps", "protected_environment", "outside_window", "failure_history"]
+            [
+                "declared_risks",
+                "size_of_change",
+                "irreversible_steps",
+                "protected_environment",
+                "outside_window",
+                "failure_history"
+            ]
         );
         // 12 × 8 / 5 = 19.2 → 20, +2 for R2; log scale for 4 targets → 3; 8; 10; 15; 20% of 20 → 4.
-        assert_eq!(a.factors.iter().map(|f| f.points).collect::<Vec<_>>(), [22, 3, 8, 10, 15, 4]);
+        assert_eq!(
+            a.factors.iter().map(|f| f.points).collect::<Vec<_>>(),
+            [22, 3, 8, 10, 15, 4]
+        );
         assert_eq!(a.score, 62);
         assert_eq!(a.level, RiskLevel::High);
     }

@@ -46,15 +46,21 @@ pub enum RolloutError {
 }
 
 pub fn environment<'p>(plan: &'p Plan, name: &str) -> Result<&'p Environment, RolloutError> {
-    plan.environments.get(name).ok_or_else(|| RolloutError::UnknownEnvironment {
-        name: name.to_string(),
-        hint: did_you_mean(name, plan.environments.keys().map(String::as_str)).or_else(|| {
-            Some(format!(
-                "environments are: {}",
-                plan.environments.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        }),
-    })
+    plan.environments
+        .get(name)
+        .ok_or_else(|| RolloutError::UnknownEnvironment {
+            name: name.to_string(),
+            hint: did_you_mean(name, plan.environments.keys().map(String::as_str)).or_else(|| {
+                Some(format!(
+                    "environments are: {}",
+                    plan.environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }),
+        })
 }
 
 /// Plans a deployment of a validated plan to `env_name` at `at`. `history` is this plan's
@@ -87,15 +93,25 @@ pub fn plan_rollout(
             batches,
         });
     }
-    let index: std::collections::HashMap<&str, usize> =
-        plan.steps.iter().enumerate().map(|(i, s)| (s.id.value.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.value.as_str(), i))
+        .collect();
     let deps: Vec<Vec<usize>> = plan
         .steps
         .iter()
-        .map(|s| s.needs.iter().filter_map(|n| index.get(n.value.as_str()).copied()).collect())
+        .map(|s| {
+            s.needs
+                .iter()
+                .filter_map(|n| index.get(n.value.as_str()).copied())
+                .collect()
+        })
         .collect();
     // A validated plan has no cycles; fall back to plan order rather than fail.
-    let waves = dag::waves(&deps).unwrap_or_else(|_| (0..plan.steps.len()).map(|i| vec![i]).collect());
+    let waves =
+        dag::waves(&deps).unwrap_or_else(|_| (0..plan.steps.len()).map(|i| vec![i]).collect());
     let irreversible: Vec<usize> = plan
         .steps
         .iter()
@@ -127,7 +143,10 @@ pub fn plan_rollout(
             })
             .collect(),
         targets: targets_touched,
-        irreversible_steps: irreversible.iter().map(|&i| plan.steps[i].id.value.clone()).collect(),
+        irreversible_steps: irreversible
+            .iter()
+            .map(|&i| plan.steps[i].id.value.clone())
+            .collect(),
         protected: env.protected,
         outside_window: !calendar.in_window,
         in_freeze: calendar.freeze.is_some(),

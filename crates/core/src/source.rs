@@ -61,6 +61,8 @@ pub struct Source {
     name: String,
     text: String,
     line_starts: Vec<usize>,
+    /// All-ASCII text maps character columns to bytes without scanning the line.
+    ascii: bool,
 }
 
 impl Source {
@@ -70,6 +72,7 @@ impl Source {
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Source {
             name: name.into(),
+            ascii: text.is_ascii(),
             text,
             line_starts,
         }
@@ -88,6 +91,9 @@ impl Source {
         let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
             return self.text.len();
         };
+        if self.ascii {
+            return (start + char_col).min(self.text.len());
+        }
         let rest = &self.text[start..];
         let line_end = rest.find('\n').unwrap_or(rest.len());
         rest[..line_end]

@@ -38,7 +38,10 @@ pub fn batches(strategy: &Strategy, targets: usize) -> Batches {
             out.sizes.push(targets);
             out.blue_green = true;
         }
-        Strategy::Rolling { batch, max_unavailable } => {
+        Strategy::Rolling {
+            batch,
+            max_unavailable,
+        } => {
             let mut size = batch.of(targets);
             if let Some(mu) = max_unavailable {
                 size = size.min(mu.of(targets));
@@ -46,7 +49,7 @@ pub fn batches(strategy: &Strategy, targets: usize) -> Batches {
             let size = size.clamp(1, targets);
             let full = targets / size;
             out.sizes = vec![size; full];
-            if targets % size != 0 {
+            if !targets.is_multiple_of(size) {
                 out.sizes.push(targets % size);
             }
         }
@@ -105,8 +108,14 @@ mod tests {
             for s in [
                 Strategy::AllAtOnce,
                 Strategy::BlueGreen,
-                Strategy::Rolling { batch: Count::Absolute(7), max_unavailable: None },
-                Strategy::Canary { stages: vec![1, 33, 100], pause: None },
+                Strategy::Rolling {
+                    batch: Count::Absolute(7),
+                    max_unavailable: None,
+                },
+                Strategy::Canary {
+                    stages: vec![1, 33, 100],
+                    pause: None,
+                },
             ] {
                 assert_eq!(batches(&s, n).sizes.iter().sum::<usize>(), n);
             }

@@ -128,7 +128,11 @@ impl Template {
 
     /// Parses `raw`; `text_start` is the byte offset of `raw`'s first character in the plan, when
     /// the scalar was written without escapes, so references get exact spans.
-    pub fn parse(raw: &str, span: Span, text_start: Option<usize>) -> Result<Template, TemplateError> {
+    pub fn parse(
+        raw: &str,
+        span: Span,
+        text_start: Option<usize>,
+    ) -> Result<Template, TemplateError> {
         let at = |from: usize, to: usize| match text_start {
             Some(s) => Span::new(s + from, s + to),
             None => span,
@@ -150,11 +154,17 @@ impl Template {
             let inner = raw[open + 2..close].trim();
             let valid = !inner.is_empty()
                 && inner.split('.').all(|seg| {
-                    !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    !seg.is_empty()
+                        && seg
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                 });
             if !valid {
                 return Err(TemplateError {
-                    message: format!("`{{{{{}}}}}` is not a name like `vars.port`", &raw[open + 2..close]),
+                    message: format!(
+                        "`{{{{{}}}}}` is not a name like `vars.port`",
+                        &raw[open + 2..close]
+                    ),
                     span: at(open, close + 2),
                 });
             }
@@ -240,8 +250,12 @@ mod tests {
 
     #[test]
     fn parses_and_renders_values() {
-        let t = Template::parse("http://x:{{ vars.port }}/v{{release.version}}", Span::default(), Some(0))
-            .expect("parses");
+        let t = Template::parse(
+            "http://x:{{ vars.port }}/v{{release.version}}",
+            Span::default(),
+            Some(0),
+        )
+        .expect("parses");
         assert_eq!(t.refs().count(), 2);
         assert_eq!(t.render(&Vals).as_deref(), Ok("http://x:8080/v2.4.0"));
         assert_eq!(t.refs().next().map(|r| r.span), Some(Span::new(9, 24)));
@@ -249,7 +263,12 @@ mod tests {
 
     #[test]
     fn shell_rendering_uses_variable_references() {
-        let t = Template::parse("echo {{ vars.port }} {{ release.version }}", Span::default(), None).expect("parses");
+        let t = Template::parse(
+            "echo {{ vars.port }} {{ release.version }}",
+            Span::default(),
+            None,
+        )
+        .expect("parses");
         assert_eq!(t.render_shell(), "echo ${port} ${SLIPWAY_VERSION}");
     }
 

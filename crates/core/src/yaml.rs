@@ -4,7 +4,7 @@
 //! the decoder can report every structural problem at once, and so that limits (size, nesting depth,
 //! alias expansion) are enforced while loading rather than after memory has been spent.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
@@ -128,9 +128,8 @@ impl Node {
         matches!(&self.kind, NodeKind::Scalar(s) if s.value() == ScalarValue::Null)
     }
 
-    /// The node as canonical JSON: mapping keys sorted, scalars typed. Formatting, comments and key
-    /// order do not change it, which is what the plan hash needs.
-    pub fn to_canonical_json(&self) -> serde_json::Value {
+    /// The node as JSON with scalars typed by the YAML core schema, as an editor's schema check sees it.
+    pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
             NodeKind::Scalar(s) => match s.value() {
@@ -141,7 +140,66 @@ impl Node {
                     .map_or_else(|| Value::String(s.text.clone()), Value::Number),
                 ScalarValue::Str(t) => Value::String(t.to_string()),
             },
-            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_canonical_json).collect()),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (key_text(k), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Writes the canonical JSON form (see [`Node::to_canonical_json`]) without building it.
+    pub fn write_canonical(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.kind {
+            NodeKind::Scalar(s) => match s.value() {
+                ScalarValue::Null => out.write_all(b"null"),
+                _ => serde_json::to_writer(&mut *out, &s.text).map_err(std::io::Error::other),
+            },
+            NodeKind::Seq(items) => {
+                out.write_all(b"[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    item.write_canonical(out)?;
+                }
+                out.write_all(b"]")
+            }
+            NodeKind::Map(entries) => {
+                let mut sorted: Vec<(&str, &Node)> = entries
+                    .iter()
+                    .map(|(k, v)| (k.as_scalar().map_or("", |s| s.text.as_str()), v))
+                    .collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.write_all(b"{")?;
+                for (i, (k, v)) in sorted.into_iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *out, k).map_err(std::io::Error::other)?;
+                    out.write_all(b":")?;
+                    v.write_canonical(out)?;
+                }
+                out.write_all(b"}")
+            }
+        }
+    }
+
+    /// The node as canonical JSON: mapping keys sorted, scalars as their text. Formatting, comments,
+    /// quoting and key order do not change it, which is what the plan hash needs.
+    pub fn to_canonical_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.kind {
+            // Scalars count as written (`1.10` is not `1.1` to a step), but null is null however spelt.
+            NodeKind::Scalar(s) => match s.value() {
+                ScalarValue::Null => Value::Null,
+                _ => Value::String(s.text.clone()),
+            },
+            NodeKind::Seq(items) => {
+                Value::Array(items.iter().map(Node::to_canonical_json).collect())
+            }
             NodeKind::Map(entries) => {
                 let mut sorted: Vec<(String, Value)> = entries
                     .iter()
@@ -162,6 +220,7 @@ fn key_text(node: &Node) -> String {
     node.as_scalar().map(|s| s.text.clone()).unwrap_or_default()
 }
 
+#[allow(clippy::result_large_err)] // the error path runs once per plan load
 /// Turns raw file bytes into a [`Source`], refusing oversized files, invalid UTF-8 and NUL bytes.
 pub fn source_from_bytes(name: &str, bytes: &[u8]) -> Result<Source, (Source, Diagnostic)> {
     if bytes.len() > MAX_FILE_BYTES {
@@ -183,9 +242,13 @@ pub fn source_from_bytes(name: &str, bytes: &[u8]) -> Result<Source, (Source, Di
         Ok(text) => {
             let source = Source::new(name, text);
             if let Some(pos) = text.find('\0') {
-                let d = Diagnostic::error(Code::NulByte, Span::new(pos, pos + 1), "plan contains a NUL byte")
-                    .with_label("NUL byte here")
-                    .with_hint("plan files are text; is this a binary file?");
+                let d = Diagnostic::error(
+                    Code::NulByte,
+                    Span::new(pos, pos + 1),
+                    "plan contains a NUL byte",
+                )
+                .with_label("NUL byte here")
+                .with_hint("plan files are text; is this a binary file?");
                 return Err((source, d));
             }
             Ok(source)
@@ -221,7 +284,9 @@ struct Frame {
 
 enum FrameKind {
     Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>, Option<Node>),
+    /// Entries, the key waiting for its value, and each key's entry index (for duplicate checks
+    /// that stay linear on mappings with thousands of keys).
+    Map(Vec<(Node, Node)>, Option<Node>, HashMap<String, usize>),
 }
 
 struct Loader<'s> {
@@ -236,7 +301,7 @@ impl<'s> Loader<'s> {
     fn new(source: &'s Source) -> Self {
         Loader {
             source,
-            anchors: HashMap::new(),
+            anchors: HashMap::default(),
             nodes: 0,
             alias_nodes: 0,
             stack: Vec::new(),
@@ -283,7 +348,9 @@ impl<'s> Loader<'s> {
                                 span,
                                 format!("YAML tag `{tag}` is not supported in plans"),
                             )
-                            .with_hint("remove the tag; quote the value if it must stay a string"));
+                            .with_hint(
+                                "remove the tag; quote the value if it must stay a string",
+                            ));
                         }
                     }
                     let node = Node {
@@ -301,7 +368,11 @@ impl<'s> Loader<'s> {
                 }
                 Event::Alias(id) => {
                     let Some((node, size)) = self.anchors.get(&id).cloned() else {
-                        return Err(Diagnostic::error(Code::YamlSyntax, span, "alias to an unknown anchor"));
+                        return Err(Diagnostic::error(
+                            Code::YamlSyntax,
+                            span,
+                            "alias to an unknown anchor",
+                        ));
                     };
                     self.alias_nodes += size;
                     if self.alias_nodes > MAX_ALIAS_NODES {
@@ -321,7 +392,9 @@ impl<'s> Loader<'s> {
                 }
                 Event::SequenceStart(..) | Event::MappingStart(..) => {
                     let is_seq = matches!(event, Event::SequenceStart(..));
-                    let (Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)) = event else {
+                    let (Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)) =
+                        event
+                    else {
                         continue;
                     };
                     if let Some(tag) = tag {
@@ -343,7 +416,7 @@ impl<'s> Loader<'s> {
                     let kind = if is_seq {
                         FrameKind::Seq(Vec::new())
                     } else {
-                        FrameKind::Map(Vec::new(), None)
+                        FrameKind::Map(Vec::new(), None, HashMap::default())
                     };
                     self.stack.push(Frame {
                         kind,
@@ -354,15 +427,22 @@ impl<'s> Loader<'s> {
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
                     let Some(frame) = self.stack.pop() else {
-                        return Err(Diagnostic::error(Code::YamlSyntax, span, "unbalanced collection end"));
+                        return Err(Diagnostic::error(
+                            Code::YamlSyntax,
+                            span,
+                            "unbalanced collection end",
+                        ));
                     };
                     let end = (span.end as usize).max(frame.start);
                     let node_span = Span::new(frame.start, self.trim_end(frame.start, end));
                     let kind = match frame.kind {
                         FrameKind::Seq(items) => NodeKind::Seq(items),
-                        FrameKind::Map(entries, _) => NodeKind::Map(entries),
+                        FrameKind::Map(entries, _, _) => NodeKind::Map(entries),
                     };
-                    let node = Node { kind, span: node_span };
+                    let node = Node {
+                        kind,
+                        span: node_span,
+                    };
                     if frame.anchor != 0 {
                         let size = self.nodes - frame.nodes_before + 1;
                         self.anchors.insert(frame.anchor, (node.clone(), size));
@@ -405,7 +485,7 @@ impl<'s> Loader<'s> {
         };
         match &mut frame.kind {
             FrameKind::Seq(items) => items.push(node),
-            FrameKind::Map(entries, pending_key) => match pending_key.take() {
+            FrameKind::Map(entries, pending_key, seen) => match pending_key.take() {
                 None => {
                     let NodeKind::Scalar(key) = &node.kind else {
                         return Err(Diagnostic::error(
@@ -414,10 +494,15 @@ impl<'s> Loader<'s> {
                             "mapping keys must be plain names, not lists or mappings",
                         ));
                     };
-                    if let Some((first, _)) = entries
-                        .iter()
-                        .find(|(k, _)| k.as_scalar().is_some_and(|s| s.text == key.text))
-                    {
+                    // Small mappings are scanned; large ones use the index.
+                    let earlier = if entries.len() < 16 {
+                        entries
+                            .iter()
+                            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.text == key.text))
+                    } else {
+                        seen.get(&key.text).and_then(|&i| entries.get(i))
+                    };
+                    if let Some((first, _)) = earlier {
                         return Err(Diagnostic::error(
                             Code::DuplicateKey,
                             node.span,
@@ -425,6 +510,14 @@ impl<'s> Loader<'s> {
                         )
                         .with_label("repeated here")
                         .with_related(first.span, "first written here"));
+                    }
+                    if entries.len() == 15 {
+                        for (i, (k, _)) in entries.iter().enumerate() {
+                            seen.insert(key_text(k), i);
+                        }
+                    }
+                    if entries.len() >= 15 {
+                        seen.insert(key.text.clone(), entries.len());
                     }
                     *pending_key = Some(node);
                 }
@@ -438,11 +531,19 @@ impl<'s> Loader<'s> {
         let m = e.marker();
         let at = self.offset(*m);
         if e.info().contains("recursion limit") {
-            return Diagnostic::error(Code::TooDeep, Span::new(at, at + 1), format!("nesting is deeper than {MAX_DEPTH} levels"))
-                .with_label("too deep here");
+            return Diagnostic::error(
+                Code::TooDeep,
+                Span::new(at, at + 1),
+                format!("nesting is deeper than {MAX_DEPTH} levels"),
+            )
+            .with_label("too deep here");
         }
-        Diagnostic::error(Code::YamlSyntax, Span::new(at, at + 1), format!("invalid YAML: {}", e.info()))
-            .with_label("here")
+        Diagnostic::error(
+            Code::YamlSyntax,
+            Span::new(at, at + 1),
+            format!("invalid YAML: {}", e.info()),
+        )
+        .with_label("here")
     }
 }
 
@@ -460,7 +561,7 @@ mod tests {
         let json = node.to_canonical_json();
         assert_eq!(
             json,
-            serde_json::json!({"a": 1, "b": "1", "c": true, "d": null, "e": 1.5, "f": "5m"})
+            serde_json::json!({"a": "1", "b": "1", "c": "true", "d": null, "e": "1.5", "f": "5m"})
         );
     }
 

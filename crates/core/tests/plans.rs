@@ -21,7 +21,12 @@ fn render_all(name: &str, bytes: &[u8]) -> String {
 fn codes(text: &str) -> Vec<Code> {
     match load("plan.yaml", text.as_bytes()) {
         Ok(_) => Vec::new(),
-        Err(e) => e.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code).collect(),
+        Err(e) => e
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.code)
+            .collect(),
     }
 }
 
@@ -30,7 +35,10 @@ fn the_sketch_plan_is_valid() {
     let plan = load("shop.slipway.yaml", SKETCH.as_bytes()).unwrap_or_else(|e| {
         panic!(
             "{}",
-            e.diagnostics.iter().map(|d| d.render(&e.source, false)).collect::<String>()
+            e.diagnostics
+                .iter()
+                .map(|d| d.render(&e.source, false))
+                .collect::<String>()
         )
     });
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
@@ -46,7 +54,10 @@ fn the_sketch_plan_is_valid() {
 fn invalid_plans_report_every_problem_with_its_place() {
     insta::glob!("invalid/*.yaml", |path| {
         let bytes = std::fs::read(path).expect("read corpus file");
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plan.yaml");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("plan.yaml");
         let rendered = render_all(name, &bytes);
         assert!(!rendered.starts_with("valid"), "{name} should be invalid");
         insta::assert_snapshot!(rendered);
@@ -56,7 +67,11 @@ fn invalid_plans_report_every_problem_with_its_place() {
 #[test]
 fn several_problems_are_all_reported_in_one_run() {
     let found = codes(include_str!("invalid/unknown_keys.yaml"));
-    assert_eq!(found.iter().filter(|c| **c == Code::UnknownKey).count(), 4, "{found:?}");
+    assert_eq!(
+        found.iter().filter(|c| **c == Code::UnknownKey).count(),
+        4,
+        "{found:?}"
+    );
     let found = codes(include_str!("invalid/cycle.yaml"));
     assert_eq!(found, vec![Code::DependencyCycle, Code::DependencyCycle]);
 }
@@ -65,14 +80,25 @@ fn several_problems_are_all_reported_in_one_run() {
 fn a_cycle_names_every_step_on_it() {
     let err = load("cycle.yaml", include_bytes!("invalid/cycle.yaml")).expect_err("cycle");
     let first = &err.diagnostics[0];
-    assert_eq!(first.message, "dependency cycle: `a` needs `c` needs `b` needs `a`");
+    assert_eq!(
+        first.message,
+        "dependency cycle: `a` needs `c` needs `b` needs `a`"
+    );
     assert_eq!(first.related.len(), 2);
 }
 
 #[test]
 fn diagnostics_as_data_carry_line_and_column() {
-    let err = load("unknown_keys.yaml", include_bytes!("invalid/unknown_keys.yaml")).expect_err("invalid");
-    let data: Vec<_> = err.diagnostics.iter().map(|d| d.to_data(&err.source)).collect();
+    let err = load(
+        "unknown_keys.yaml",
+        include_bytes!("invalid/unknown_keys.yaml"),
+    )
+    .expect_err("invalid");
+    let data: Vec<_> = err
+        .diagnostics
+        .iter()
+        .map(|d| d.to_data(&err.source))
+        .collect();
     let json = serde_json::to_value(&data).expect("json");
     insta::assert_json_snapshot!(json);
 }
@@ -94,10 +120,21 @@ fn hostile_input_is_refused_quickly_and_clearly() {
     let big = vec![b'#'; slipway_core::yaml::MAX_FILE_BYTES + 1];
     assert_eq!(codes_of(&big), vec![Code::FileTooLarge]);
     assert_eq!(codes_of(b"slipway: 1\nrelease: \0"), vec![Code::NulByte]);
-    assert_eq!(codes_of(b"slipway: 1\nrelease: \xc3\x28"), vec![Code::InvalidUtf8]);
-    assert_eq!(codes_of(include_bytes!("invalid/alias_bomb.yaml")), vec![Code::TooManyNodes]);
-    assert_eq!(codes_of(include_bytes!("invalid/deep_nesting.yaml")), vec![Code::TooDeep]);
-    let deep_block: String = (0..5000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+    assert_eq!(
+        codes_of(b"slipway: 1\nrelease: \xc3\x28"),
+        vec![Code::InvalidUtf8]
+    );
+    assert_eq!(
+        codes_of(include_bytes!("invalid/alias_bomb.yaml")),
+        vec![Code::TooManyNodes]
+    );
+    assert_eq!(
+        codes_of(include_bytes!("invalid/deep_nesting.yaml")),
+        vec![Code::TooDeep]
+    );
+    let deep_block: String = (0..5000)
+        .map(|i| format!("{}k:\n", " ".repeat(i)))
+        .collect();
     assert_eq!(codes_of(deep_block.as_bytes()), vec![Code::TooDeep]);
 }
 

@@ -43,10 +43,21 @@ pub fn run(path: &Path, format: Format) -> anyhow::Result<u8> {
             }
             if errors == 0 {
                 let hash = hash.as_deref().unwrap_or_default();
-                let w = if warnings > 0 { format!(" with {warnings} warning(s)") } else { String::new() };
-                println!("{} is valid{w} (plan hash {})", source.name(), short_hash(hash));
+                let w = if warnings > 0 {
+                    format!(" with {warnings} warning(s)")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{} is valid{w} (plan hash {})",
+                    source.name(),
+                    short_hash(hash)
+                );
             } else {
-                println!("{}: {errors} error(s), {warnings} warning(s)", source.name());
+                println!(
+                    "{}: {errors} error(s), {warnings} warning(s)",
+                    source.name()
+                );
             }
         }
     }

@@ -11,7 +11,8 @@ use crate::exit::{UNREADABLE, fail};
 
 /// Reads a plan file; an unreadable file is exit code 2, an invalid plan comes back as `Err(Ok(..))`.
 pub fn read_plan(path: &Path) -> anyhow::Result<Result<LoadedPlan, PlanErrors>> {
-    let bytes = std::fs::read(path).map_err(|e| fail(UNREADABLE, format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| fail(UNREADABLE, format!("cannot read {}: {e}", path.display())))?;
     Ok(slipway_core::load(&path.display().to_string(), &bytes))
 }
 
@@ -33,6 +34,8 @@ pub fn parse_time(text: &str) -> anyhow::Result<jiff::Timestamp> {
     }
     Err(fail(
         UNREADABLE,
-        format!("`{text}` is not a time; use `now`, `2026-11-28T22:30:00Z`, `2026-11-28T22:30[Europe/London]` or `2026-11-28T22:30` (UTC)"),
+        format!(
+            "`{text}` is not a time; use `now`, `2026-11-28T22:30:00Z`, `2026-11-28T22:30[Europe/London]` or `2026-11-28T22:30` (UTC)"
+        ),
     ))
 }

@@ -77,7 +77,11 @@ struct CalendarView {
 
 fn describe_command(c: &Command) -> String {
     match &c.kind {
-        CommandKind::Argv(parts) => parts.iter().map(|p| p.raw.as_str()).collect::<Vec<_>>().join(" "),
+        CommandKind::Argv(parts) => parts
+            .iter()
+            .map(|p| p.raw.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
         CommandKind::Shell(t) => t.raw.clone(),
     }
 }
@@ -91,8 +95,15 @@ fn describe_strategy(s: &Strategy) -> String {
     match s {
         Strategy::AllAtOnce => "all at once".into(),
         Strategy::BlueGreen => "blue/green: deploy to the idle slot, validate, switch".into(),
-        Strategy::Rolling { batch, max_unavailable } => match max_unavailable {
-            Some(m) => format!("rolling, batch {}, max unavailable {}", count(batch), count(m)),
+        Strategy::Rolling {
+            batch,
+            max_unavailable,
+        } => match max_unavailable {
+            Some(m) => format!(
+                "rolling, batch {}, max unavailable {}",
+                count(batch),
+                count(m)
+            ),
             None => format!("rolling, batch {}", count(batch)),
         },
         Strategy::Canary { stages, pause } => {
@@ -107,7 +118,14 @@ fn describe_strategy(s: &Strategy) -> String {
     }
 }
 
-fn build(plan: &Plan, env: &Environment, rollout: &Rollout, file: &str, hash: &str, version: Option<String>) -> PlanReport {
+fn build(
+    plan: &Plan,
+    env: &Environment,
+    rollout: &Rollout,
+    file: &str,
+    hash: &str,
+    version: Option<String>,
+) -> PlanReport {
     let name_of = |i: u32| env.targets[i as usize].name.value.clone();
     let steps = rollout
         .steps
@@ -138,16 +156,24 @@ fn build(plan: &Plan, env: &Environment, rollout: &Rollout, file: &str, hash: &s
         .collect();
     let mut blockers = Vec::new();
     if let Some(f) = &rollout.calendar.freeze {
-        blockers.push(format!("inside freeze `{}` ({} to {}); only an admin's break-glass can deploy", f.reason, f.from, f.to));
+        blockers.push(format!(
+            "inside freeze `{}` ({} to {}); only an admin's break-glass can deploy",
+            f.reason, f.from, f.to
+        ));
     }
     if !rollout.calendar.in_window {
         match rollout.calendar.next_window {
-            Some(next) => blockers.push(format!("outside every window; would be scheduled for {next}")),
+            Some(next) => blockers.push(format!(
+                "outside every window; would be scheduled for {next}"
+            )),
             None => blockers.push("outside every window".into()),
         }
     }
     if let Some(level) = rollout.approvals.blocked_by {
-        blockers.push(format!("risk policy blocks deployments at {} risk", level.as_str()));
+        blockers.push(format!(
+            "risk policy blocks deployments at {} risk",
+            level.as_str()
+        ));
     }
     PlanReport {
         file: file.to_string(),
@@ -173,12 +199,20 @@ fn build(plan: &Plan, env: &Environment, rollout: &Rollout, file: &str, hash: &s
                 let s = &plan.steps[i];
                 ManualView {
                     id: s.id.value.clone(),
-                    instruction: s.manual.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+                    instruction: s
+                        .manual
+                        .as_ref()
+                        .map(|m| m.value.clone())
+                        .unwrap_or_default(),
                     confirmed_by: s.owner.as_ref().map(|o| o.value.clone()),
                 }
             })
             .collect(),
-        irreversible_steps: rollout.irreversible.iter().map(|&i| plan.steps[i].id.value.clone()).collect(),
+        irreversible_steps: rollout
+            .irreversible
+            .iter()
+            .map(|&i| plan.steps[i].id.value.clone())
+            .collect(),
         approvals: rollout.approvals.clone(),
         calendar: CalendarView {
             status: rollout.calendar.clone(),
@@ -189,7 +223,13 @@ fn build(plan: &Plan, env: &Environment, rollout: &Rollout, file: &str, hash: &s
     }
 }
 
-pub fn run(path: &Path, env_name: &str, at: &str, version: Option<String>, format: Format) -> anyhow::Result<u8> {
+pub fn run(
+    path: &Path,
+    env_name: &str,
+    at: &str,
+    version: Option<String>,
+    format: Format,
+) -> anyhow::Result<u8> {
     let at = parse_time(at)?;
     let loaded = match read_plan(path)? {
         Ok(l) => l,
@@ -198,13 +238,27 @@ pub fn run(path: &Path, env_name: &str, at: &str, version: Option<String>, forma
             for d in &errors.diagnostics {
                 eprint!("{}", d.render(&errors.source, color));
             }
-            return Err(fail(INVALID, format!("{errors}; run `slipway check {}` for details", path.display())));
+            return Err(fail(
+                INVALID,
+                format!(
+                    "{errors}; run `slipway check {}` for details",
+                    path.display()
+                ),
+            ));
         }
     };
     let plan = &loaded.plan;
-    let rollout = plan_rollout(plan, env_name, at, None).map_err(|e| fail(INVALID, e.to_string()))?;
+    let rollout =
+        plan_rollout(plan, env_name, at, None).map_err(|e| fail(INVALID, e.to_string()))?;
     let env = &plan.environments[env_name];
-    let report = build(plan, env, &rollout, loaded.source.name(), &loaded.hash, version);
+    let report = build(
+        plan,
+        env,
+        &rollout,
+        loaded.source.name(),
+        &loaded.hash,
+        version,
+    );
     match format {
         Format::Json => print_json(&report)?,
         Format::Human => print_human(&report),
@@ -216,13 +270,23 @@ fn list(names: &[String], max: usize) -> String {
     if names.len() <= max {
         names.join(", ")
     } else {
-        format!("{}, … ({} more)", names[..max].join(", "), names.len() - max)
+        format!(
+            "{}, … ({} more)",
+            names[..max].join(", "),
+            names.len() - max
+        )
     }
 }
 
 fn print_human(r: &PlanReport) {
     let version = r.release.version.as_deref().unwrap_or("(no version)");
-    println!("Plan {} {} → {}   (plan hash {})", r.release.name, version, r.environment, short_hash(&r.hash));
+    println!(
+        "Plan {} {} → {}   (plan hash {})",
+        r.release.name,
+        version,
+        r.environment,
+        short_hash(&r.hash)
+    );
     if let Some(c) = &r.release.change {
         println!("Change {c}");
     }
@@ -244,18 +308,41 @@ fn print_human(r: &PlanReport) {
         println!("{head}");
         if let Some(m) = &s.manual {
             println!("      MANUAL: {m}");
-            println!("      waits for confirmation by {}", s.owner.as_deref().unwrap_or("(no owner)"));
+            println!(
+                "      waits for confirmation by {}",
+                s.owner.as_deref().unwrap_or("(no owner)")
+            );
             continue;
         }
-        println!("      targets ({}): {}", s.targets.len(), list(&s.targets, 8));
-        let batches: Vec<String> = s.batches.iter().take(6).map(|b| format!("[{}]", list(b, 4))).collect();
-        let more = if s.batches.len() > 6 { format!(" … {} batches in all", s.batches.len()) } else { String::new() };
-        println!("      {} → {} batch(es): {}{more}", describe_strategy(&s.strategy), s.batches.len(), batches.join(" "));
+        println!(
+            "      targets ({}): {}",
+            s.targets.len(),
+            list(&s.targets, 8)
+        );
+        let batches: Vec<String> = s
+            .batches
+            .iter()
+            .take(6)
+            .map(|b| format!("[{}]", list(b, 4)))
+            .collect();
+        let more = if s.batches.len() > 6 {
+            format!(" … {} batches in all", s.batches.len())
+        } else {
+            String::new()
+        };
+        println!(
+            "      {} → {} batch(es): {}{more}",
+            describe_strategy(&s.strategy),
+            s.batches.len(),
+            batches.join(" ")
+        );
         if let Some(run) = &s.run {
             println!("      run: {run}");
         }
         if let Some(rd) = &s.release_dir {
-            println!("      release directory: {rd}/releases/<version>, switched atomically via `current`");
+            println!(
+                "      release directory: {rd}/releases/<version>, switched atomically via `current`"
+            );
         }
         match (&s.rollback, s.irreversible) {
             (Some(rb), _) => println!("      rollback: {rb}"),
@@ -264,13 +351,19 @@ fn print_human(r: &PlanReport) {
         }
         let mut limits = Vec::new();
         if let Some(t) = s.timeout_seconds {
-            limits.push(format!("timeout {}", format_duration(std::time::Duration::from_secs_f64(t))));
+            limits.push(format!(
+                "timeout {}",
+                format_duration(std::time::Duration::from_secs_f64(t))
+            ));
         }
         if s.retries > 0 {
             limits.push(format!("retries {}", s.retries));
         }
         if s.checks > 0 {
-            limits.push(format!("{} validation check(s) after every batch", s.checks));
+            limits.push(format!(
+                "{} validation check(s) after every batch",
+                s.checks
+            ));
         }
         if !limits.is_empty() {
             println!("      {}", limits.join(", "));
@@ -286,14 +379,22 @@ fn print_human(r: &PlanReport) {
     if a.required == 0 {
         println!("Approvals: none required");
     } else {
-        let from = if a.from.is_empty() { "any approver".to_string() } else { a.from.join(" or ") };
+        let from = if a.from.is_empty() {
+            "any approver".to_string()
+        } else {
+            a.from.join(" or ")
+        };
         let mut line = format!("Approvals: {} from {from}; the requester", a.required);
         if let Some(o) = &r.release.owner {
             line.push_str(&format!(" and the plan owner ({o})"));
         }
         line.push_str(" cannot approve");
         if let Some(level) = a.raised_by {
-            line.push_str(&format!(" — raised from {} by the {} risk policy", a.base, level.as_str()));
+            line.push_str(&format!(
+                " — raised from {} by the {} risk policy",
+                a.base,
+                level.as_str()
+            ));
         }
         println!("{line}");
     }
@@ -302,10 +403,18 @@ fn print_human(r: &PlanReport) {
     if !c.status.has_windows {
         println!("  windows: none declared (always open)");
     } else if c.status.in_window {
-        let closes = c.status.window_closes.map(|t| format!(", closes {t}")).unwrap_or_default();
+        let closes = c
+            .status
+            .window_closes
+            .map(|t| format!(", closes {t}"))
+            .unwrap_or_default();
         println!("  inside a window ({}){closes}", c.windows.join("; "));
     } else {
-        let next = c.status.next_window.map(|t| format!("; next opens {t}")).unwrap_or_default();
+        let next = c
+            .status
+            .next_window
+            .map(|t| format!("; next opens {t}"))
+            .unwrap_or_default();
         println!("  OUTSIDE every window ({}){next}", c.windows.join("; "));
     }
     match &c.status.freeze {

@@ -151,7 +151,11 @@ impl<'s> Decoder<'s> {
     fn nonempty_string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         let s = self.string(node, what)?;
         if s.value.trim().is_empty() {
-            self.error(Diagnostic::error(Code::InvalidValue, node.span, format!("{what} must not be empty")));
+            self.error(Diagnostic::error(
+                Code::InvalidValue,
+                node.span,
+                format!("{what} must not be empty"),
+            ));
             return None;
         }
         Some(s)
@@ -170,7 +174,7 @@ impl<'s> Decoder<'s> {
         let written = self.src.slice(node.span);
         if written == s.text {
             Some(node.span.start as usize)
-        } else if s.quoted && written.len() >= 2 && &written[1..written.len() - 1] == s.text {
+        } else if s.quoted && written.len() >= 2 && written[1..written.len() - 1] == s.text {
             Some(node.span.start as usize + 1)
         } else {
             None
@@ -184,7 +188,9 @@ impl<'s> Decoder<'s> {
             Err(e) => {
                 self.error(
                     Diagnostic::error(Code::BadTemplate, e.span, format!("{what}: {}", e.message))
-                        .with_hint("templates look like `{{ vars.port }}` or `{{ release.version }}`"),
+                        .with_hint(
+                            "templates look like `{{ vars.port }}` or `{{ release.version }}`",
+                        ),
                 );
                 None
             }
@@ -229,22 +235,28 @@ impl<'s> Decoder<'s> {
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Spanned<Duration>> {
         match node.as_scalar().map(|s| s.value()) {
-            Some(ScalarValue::Str(text)) => match parse_duration(text) {
-                Ok(d) => Some(Spanned::new(d, node.span)),
-                Err(e) => {
-                    self.error(
+            Some(ScalarValue::Str(text)) => {
+                match parse_duration(text) {
+                    Ok(d) => Some(Spanned::new(d, node.span)),
+                    Err(e) => {
+                        self.error(
                         Diagnostic::error(Code::BadDuration, node.span, format!("{what}: {e}"))
                             .with_label("not a duration")
                             .with_hint("durations look like `300ms`, `30s`, `5m`, `2h`, `2d` or `1h30m`"),
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
             Some(ScalarValue::Int(i)) => {
                 self.error(
-                    Diagnostic::error(Code::BadDuration, node.span, format!("{what}: `{i}` has no unit"))
-                        .with_label("add a unit")
-                        .with_hint(format!("write `{i}s` for seconds or `{i}m` for minutes")),
+                    Diagnostic::error(
+                        Code::BadDuration,
+                        node.span,
+                        format!("{what}: `{i}` has no unit"),
+                    )
+                    .with_label("add a unit")
+                    .with_hint(format!("write `{i}s` for seconds or `{i}m` for minutes")),
                 );
                 None
             }
@@ -253,6 +265,23 @@ impl<'s> Decoder<'s> {
                 None
             }
         }
+    }
+
+    /// A duration that must be longer than zero (timeouts, intervals, deadlines).
+    fn positive_duration(&mut self, node: &Node, what: &str) -> Option<Spanned<Duration>> {
+        let d = self.duration(node, what)?;
+        if d.value.is_zero() {
+            self.error(
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    node.span,
+                    format!("{what} must be longer than zero"),
+                )
+                .with_label("zero"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn seq<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
@@ -284,12 +313,21 @@ impl<'s> Decoder<'s> {
             NodeKind::Seq(items) => {
                 if items.is_empty() {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, node.span, format!("{what} is an empty command"))
-                            .with_hint("give the program and its arguments, e.g. `[./bin/migrate, up]`"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("{what} is an empty command"),
+                        )
+                        .with_hint(
+                            "give the program and its arguments, e.g. `[./bin/migrate, up]`",
+                        ),
                     );
                     return None;
                 }
-                let parts: Vec<Template> = items.iter().filter_map(|n| self.template(n, what)).collect();
+                let parts: Vec<Template> = items
+                    .iter()
+                    .filter_map(|n| self.template(n, what))
+                    .collect();
                 if parts.len() != items.len() {
                     return None;
                 }
@@ -298,28 +336,45 @@ impl<'s> Decoder<'s> {
             NodeKind::Scalar(_) if !node.is_null() => {
                 let t = self.template(node, what)?;
                 if t.raw.trim().is_empty() {
-                    self.error(Diagnostic::error(Code::InvalidValue, node.span, format!("{what} is an empty command")));
+                    self.error(Diagnostic::error(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("{what} is an empty command"),
+                    ));
                     return None;
                 }
                 CommandKind::Shell(t)
             }
             _ => {
-                self.wrong_type(node, what, "a command (a string, or a list of program and arguments)");
+                self.wrong_type(
+                    node,
+                    what,
+                    "a command (a string, or a list of program and arguments)",
+                );
                 return None;
             }
         };
-        Some(Command { kind, span: node.span })
+        Some(Command {
+            kind,
+            span: node.span,
+        })
     }
 
     fn count(&mut self, node: &Node, what: &str) -> Option<Count> {
         match node.as_scalar().map(|s| s.value()) {
-            Some(ScalarValue::Int(i)) if i >= 1 && i <= i64::from(u32::MAX) => u32::try_from(i).ok().map(Count::Absolute),
+            Some(ScalarValue::Int(i)) if i >= 1 && i <= i64::from(u32::MAX) => {
+                u32::try_from(i).ok().map(Count::Absolute)
+            }
             Some(ScalarValue::Str(t)) if t.ends_with('%') => match self.percent_text(t) {
                 Some(p) => Some(Count::Percent(p)),
                 None => {
                     self.error(
-                        Diagnostic::error(Code::OutOfRange, node.span, format!("{what}: `{t}` is not a percentage from 1% to 100%"))
-                            .with_label("out of range"),
+                        Diagnostic::error(
+                            Code::OutOfRange,
+                            node.span,
+                            format!("{what}: `{t}` is not a percentage from 1% to 100%"),
+                        )
+                        .with_label("out of range"),
                     );
                     None
                 }
@@ -376,7 +431,9 @@ impl<'s> Decoder<'s> {
             }
         };
         let format = match self.required(&top, "slipway") {
-            Some(n) => self.int(n, "`slipway` (the plan format version)").unwrap_or(Spanned::new(FORMAT_VERSION, n.span)),
+            Some(n) => self
+                .int(n, "`slipway` (the plan format version)")
+                .unwrap_or(Spanned::new(FORMAT_VERSION, n.span)),
             None => Spanned::new(FORMAT_VERSION, Span::default()),
         };
         if format.value != FORMAT_VERSION {
@@ -398,7 +455,10 @@ impl<'s> Decoder<'s> {
             .get("variables")
             .map(|n| self.vars(n, "`variables`"))
             .unwrap_or_default();
-        let secrets = top.get("secrets").map(|n| self.secrets(n)).unwrap_or_default();
+        let secrets = top
+            .get("secrets")
+            .map(|n| self.secrets(n))
+            .unwrap_or_default();
         let roles = top.get("roles").map(|n| self.roles(n)).unwrap_or_default();
         let environments = match self.required(&top, "environments") {
             Some(n) => self.environments(n),
@@ -407,7 +467,11 @@ impl<'s> Decoder<'s> {
         let steps = match self.required(&top, "steps") {
             Some(n) => {
                 let items = self.seq(n, "`steps`");
-                items.iter().enumerate().filter_map(|(i, n)| self.step(n, i)).collect()
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| self.step(n, i))
+                    .collect()
             }
             None => Vec::new(),
         };
@@ -465,7 +529,9 @@ impl<'s> Decoder<'s> {
             .required(&m, "name")
             .and_then(|n| self.nonempty_string(n, "`release.name`"))
             .unwrap_or(Spanned::new(String::new(), node.span));
-        let version = m.get("version").and_then(|n| self.nonempty_string(n, "`release.version`"));
+        let version = m
+            .get("version")
+            .and_then(|n| self.nonempty_string(n, "`release.version`"));
         let change = self.opt_string(&m, "change");
         let summary = self.opt_string(&m, "summary").map(|s| s.value);
         let owner = self.opt_string(&m, "owner");
@@ -505,16 +571,22 @@ impl<'s> Decoder<'s> {
 
     fn artifact(&mut self, node: &Node) -> Option<Artifact> {
         let m = self.mapping(node, "`artifact`", keys::ARTIFACT)?;
-        let path = self.required(&m, "path").and_then(|n| self.template(n, "`artifact.path`"))?;
+        let path = self
+            .required(&m, "path")
+            .and_then(|n| self.template(n, "`artifact.path`"))?;
         let sha256 = self.opt_string(&m, "sha256").and_then(|s| {
             let lower = s.value.to_ascii_lowercase();
             if lower.len() == 64 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
                 Some(Spanned::new(lower, s.span))
             } else {
                 self.error(
-                    Diagnostic::error(Code::InvalidValue, s.span, "`artifact.sha256` must be 64 hexadecimal digits")
-                        .with_label("not a SHA-256 digest")
-                        .with_hint("compute it with `sha256sum FILE`"),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        s.span,
+                        "`artifact.sha256` must be 64 hexadecimal digits",
+                    )
+                    .with_label("not a SHA-256 digest")
+                    .with_hint("compute it with `sha256sum FILE`"),
                 );
                 None
             }
@@ -534,8 +606,12 @@ impl<'s> Decoder<'s> {
         }
         if name.starts_with("SLIPWAY_") {
             self.error(
-                Diagnostic::error(Code::InvalidValue, key.span, format!("{what}: names starting with `SLIPWAY_` are reserved"))
-                    .with_label("reserved name"),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    key.span,
+                    format!("{what}: names starting with `SLIPWAY_` are reserved"),
+                )
+                .with_label("reserved name"),
             );
             return None;
         }
@@ -552,7 +628,11 @@ impl<'s> Decoder<'s> {
                 NodeKind::Scalar(s) if !value.is_null() => {
                     out.insert(name, Spanned::new(s.text.clone(), value.span));
                 }
-                _ => self.wrong_type(value, &format!("variable `{name}`"), "a string, number or boolean"),
+                _ => self.wrong_type(
+                    value,
+                    &format!("variable `{name}`"),
+                    "a string, number or boolean",
+                ),
             }
         }
         out
@@ -585,15 +665,23 @@ impl<'s> Decoder<'s> {
                 (None, Some(f)) => SecretSource::File(f.value),
                 (Some(_), Some(_)) => {
                     self.error(
-                        Diagnostic::error(Code::ConflictingFields, value.span, format!("secret `{name}` names both `env` and `file`"))
-                            .with_hint("a secret comes from one place"),
+                        Diagnostic::error(
+                            Code::ConflictingFields,
+                            value.span,
+                            format!("secret `{name}` names both `env` and `file`"),
+                        )
+                        .with_hint("a secret comes from one place"),
                     );
                     continue;
                 }
                 (None, None) => {
                     self.error(
-                        Diagnostic::error(Code::MissingField, value.span, format!("secret `{name}` needs `env: VARIABLE` or `file: PATH`"))
-                            .with_hint("secret values never live in the plan itself"),
+                        Diagnostic::error(
+                            Code::MissingField,
+                            value.span,
+                            format!("secret `{name}` needs `env: VARIABLE` or `file: PATH`"),
+                        )
+                        .with_hint("secret values never live in the plan itself"),
                     );
                     continue;
                 }
@@ -654,7 +742,10 @@ impl<'s> Decoder<'s> {
         let Some(m) = self.mapping(node, &what, keys::ENVIRONMENT) else {
             return env;
         };
-        env.protected = m.get("protected").and_then(|n| self.boolean(n, &format!("`protected` in {what}"))).unwrap_or(false);
+        env.protected = m
+            .get("protected")
+            .and_then(|n| self.boolean(n, &format!("`protected` in {what}")))
+            .unwrap_or(false);
         if let Some(n) = m.get("approvals") {
             env.approvals = self.approvals(n, &what);
         }
@@ -665,7 +756,9 @@ impl<'s> Decoder<'s> {
                 };
                 match Window::parse(&text.value) {
                     Ok(w) => env.windows.push(Spanned::new(w, item.span)),
-                    Err(e) => self.time_zone_or_window_error(e, item.span, &format!("window in {what}")),
+                    Err(e) => {
+                        self.time_zone_or_window_error(e, item.span, &format!("window in {what}"))
+                    }
                 }
             }
         }
@@ -679,33 +772,42 @@ impl<'s> Decoder<'s> {
         if let Some(n) = m.get("policy") {
             env.policy = self.policy(n, &what);
         }
-        match self.required(&m, "targets") {
-            Some(n) => {
-                let entries = self.free_map(n, &format!("`targets` in {what}"));
-                for (key, value) in entries {
-                    let Some(tname) = key.as_scalar().map(|s| s.text.clone()) else {
-                        continue;
-                    };
-                    if let Some(t) = self.target(Spanned::new(tname, key.span), value) {
-                        env.targets.push(t);
-                    }
+        if let Some(n) = self.required(&m, "targets") {
+            let entries = self.free_map(n, &format!("`targets` in {what}"));
+            for (key, value) in entries {
+                let Some(tname) = key.as_scalar().map(|s| s.text.clone()) else {
+                    continue;
+                };
+                if let Some(t) = self.target(Spanned::new(tname, key.span), value) {
+                    env.targets.push(t);
                 }
             }
-            None => {}
         }
         env
     }
 
     fn approvals(&mut self, node: &Node, env: &str) -> Option<Approvals> {
         let m = self.mapping(node, &format!("`approvals` in {env}"), keys::APPROVALS)?;
-        let required = self.required(&m, "required").and_then(|n| self.int(n, "`approvals.required`"))?;
+        let required = self
+            .required(&m, "required")
+            .and_then(|n| self.int(n, "`approvals.required`"))?;
         if required.value < 0 || required.value > 100 {
             self.error(
-                Diagnostic::error(Code::OutOfRange, required.span, format!("`approvals.required` must be between 0 and 100, found {}", required.value))
-                    .with_label("out of range"),
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    required.span,
+                    format!(
+                        "`approvals.required` must be between 0 and 100, found {}",
+                        required.value
+                    ),
+                )
+                .with_label("out of range"),
             );
         }
-        let from = m.get("from").map(|n| self.string_list(n, "`approvals.from`")).unwrap_or_default();
+        let from = m
+            .get("from")
+            .map(|n| self.string_list(n, "`approvals.from`"))
+            .unwrap_or_default();
         Some(Approvals {
             required,
             from,
@@ -721,16 +823,28 @@ impl<'s> Decoder<'s> {
             };
             let Some(level) = RiskLevel::parse(level_text) else {
                 self.error(
-                    Diagnostic::error(Code::UnknownKey, key.span, format!("`{level_text}` is not a risk level"))
-                        .with_label("unknown risk level")
-                        .with_hint(did_you_mean(level_text, RiskLevel::NAMES.iter().copied()).unwrap_or_else(|| "risk levels are low, medium, high and critical".into())),
+                    Diagnostic::error(
+                        Code::UnknownKey,
+                        key.span,
+                        format!("`{level_text}` is not a risk level"),
+                    )
+                    .with_label("unknown risk level")
+                    .with_hint(
+                        did_you_mean(level_text, RiskLevel::NAMES.iter().copied()).unwrap_or_else(
+                            || "risk levels are low, medium, high and critical".into(),
+                        ),
+                    ),
                 );
                 continue;
             };
             let action = match &value.kind {
                 NodeKind::Scalar(s) if s.text == "block" => PolicyAction::Block,
                 NodeKind::Map(_) => {
-                    let Some(pm) = self.mapping(value, &format!("policy for `{level_text}` risk"), keys::POLICY_RULE) else {
+                    let Some(pm) = self.mapping(
+                        value,
+                        &format!("policy for `{level_text}` risk"),
+                        keys::POLICY_RULE,
+                    ) else {
                         continue;
                     };
                     let Some(n) = self.required(&pm, "approvals") else {
@@ -772,7 +886,10 @@ impl<'s> Decoder<'s> {
         };
         let from_node = self.required(&m, "from");
         let to_node = self.required(&m, "to");
-        let reason = self.opt_string(&m, "reason").map(|s| s.value).unwrap_or_default();
+        let reason = self
+            .opt_string(&m, "reason")
+            .map(|s| s.value)
+            .unwrap_or_default();
         let (from_node, to_node) = (from_node?, to_node?);
         let from_text = self.string(from_node, "`from` of a freeze")?;
         let to_text = self.string(to_node, "`to` of a freeze")?;
@@ -792,8 +909,12 @@ impl<'s> Decoder<'s> {
         };
         if to <= from {
             self.error(
-                Diagnostic::error(Code::InvalidValue, to_node.span, "a freeze must end after it starts")
-                    .with_label("ends before `from`"),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    to_node.span,
+                    "a freeze must end after it starts",
+                )
+                .with_label("ends before `from`"),
             );
             return None;
         }
@@ -809,13 +930,20 @@ impl<'s> Decoder<'s> {
     fn target(&mut self, name: Spanned<String>, node: &Node) -> Option<Target> {
         let what = format!("target `{}`", name.value);
         let m = self.mapping(node, &what, keys::TARGET)?;
-        let chosen: Vec<&str> = ["host", "ssh", "agent"].into_iter().filter(|k| m.has(k)).collect();
+        let chosen: Vec<&str> = ["host", "ssh", "agent"]
+            .into_iter()
+            .filter(|k| m.has(k))
+            .collect();
         let connection = match chosen.as_slice() {
             [] => {
                 self.error(
-                    Diagnostic::error(Code::MissingField, self.head(node), format!("{what} does not say how to reach it"))
-                        .with_label("no connection")
-                        .with_hint("add `host: local`, `ssh: user@host` or `agent: name`"),
+                    Diagnostic::error(
+                        Code::MissingField,
+                        self.head(node),
+                        format!("{what} does not say how to reach it"),
+                    )
+                    .with_label("no connection")
+                    .with_hint("add `host: local`, `ssh: user@host` or `agent: name`"),
                 );
                 None
             }
@@ -829,8 +957,14 @@ impl<'s> Decoder<'s> {
                 None
             }
         };
-        let labels = m.get("labels").map(|n| self.string_list(n, &format!("`labels` of {what}"))).unwrap_or_default();
-        let vars = m.get("vars").map(|n| self.vars(n, &format!("`vars` of {what}"))).unwrap_or_default();
+        let labels = m
+            .get("labels")
+            .map(|n| self.string_list(n, &format!("`labels` of {what}")))
+            .unwrap_or_default();
+        let vars = m
+            .get("vars")
+            .map(|n| self.vars(n, &format!("`vars` of {what}")))
+            .unwrap_or_default();
         let root = self.opt_string(&m, "root");
         if let (Some(r), Some(c)) = (&root, &connection)
             && !matches!(c, Connection::Local)
@@ -861,9 +995,16 @@ impl<'s> Decoder<'s> {
                     Some(Connection::Local)
                 } else {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, node.span, format!("`host` of {what} must be `local`"))
-                            .with_label("unsupported host")
-                            .with_hint(format!("to reach a remote host over SSH, write `ssh: deploy@{}`", value.value)),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("`host` of {what} must be `local`"),
+                        )
+                        .with_label("unsupported host")
+                        .with_hint(format!(
+                            "to reach a remote host over SSH, write `ssh: deploy@{}`",
+                            value.value
+                        )),
                     );
                     None
                 }
@@ -872,9 +1013,13 @@ impl<'s> Decoder<'s> {
                 Ok(addr) => Some(Connection::Ssh(addr)),
                 Err(msg) => {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, node.span, format!("`ssh` of {what}: {msg}"))
-                            .with_label("not an SSH address")
-                            .with_hint("write `user@host` or `user@host:port`"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("`ssh` of {what}: {msg}"),
+                        )
+                        .with_label("not an SSH address")
+                        .with_hint("write `user@host` or `user@host:port`"),
                     );
                     None
                 }
@@ -887,38 +1032,75 @@ impl<'s> Decoder<'s> {
         let provisional = format!("step {}", index + 1);
         let id_text = match &node.kind {
             NodeKind::Map(_) => {
-                let probe = Map { node, entries: match &node.kind { NodeKind::Map(e) => e, _ => EMPTY }, what: String::new() };
-                probe.get("id").and_then(|n| n.as_scalar()).map(|s| s.text.clone())
+                let probe = Map {
+                    node,
+                    entries: match &node.kind {
+                        NodeKind::Map(e) => e,
+                        _ => EMPTY,
+                    },
+                    what: String::new(),
+                };
+                probe
+                    .get("id")
+                    .and_then(|n| n.as_scalar())
+                    .map(|s| s.text.clone())
             }
             _ => None,
         };
-        let what = id_text.as_ref().map_or(provisional, |id| format!("step `{id}`"));
+        let what = id_text
+            .as_ref()
+            .map_or(provisional, |id| format!("step `{id}`"));
         let m = self.mapping(node, &what, keys::STEP)?;
         let id = self
             .required(&m, "id")
             .and_then(|n| self.nonempty_string(n, "`id` of a step"))
             .unwrap_or(Spanned::new(String::new(), node.span));
-        if !id.value.is_empty() && !id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if !id.value.is_empty()
+            && !id
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             self.error(
-                Diagnostic::error(Code::InvalidValue, id.span, format!("step id `{}` may only hold letters, digits, `-`, `_` and `.`", id.value))
-                    .with_label("invalid id"),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    id.span,
+                    format!(
+                        "step id `{}` may only hold letters, digits, `-`, `_` and `.`",
+                        id.value
+                    ),
+                )
+                .with_label("invalid id"),
             );
         }
         let description = self.opt_string(&m, "description").map(|s| s.value);
         let owner = self.opt_string(&m, "owner");
-        let on = m.get("on").map(|n| self.string_list(n, &format!("`on` of {what}")));
-        let needs = m.get("needs").map(|n| self.string_list(n, &format!("`needs` of {what}"))).unwrap_or_default();
-        let run = m.get("run").and_then(|n| self.command(n, &format!("`run` of {what}")));
-        let rollback = m.get("rollback").and_then(|n| self.command(n, &format!("`rollback` of {what}")));
-        let activate = m.get("activate").and_then(|n| self.command(n, &format!("`activate` of {what}")));
-        let timeout = m.get("timeout").and_then(|n| self.duration(n, &format!("`timeout` of {what}")));
-        if let Some(t) = &timeout
-            && t.value.is_zero()
-        {
-            self.error(Diagnostic::error(Code::OutOfRange, t.span, "a timeout must be longer than zero").with_label("zero"));
-        }
-        let retries = m.get("retries").and_then(|n| self.uint(n, &format!("`retries` of {what}"), 100)).unwrap_or(0);
-        let release_dir = m.get("release_dir").and_then(|n| self.release_dir(n, &what));
+        let on = m
+            .get("on")
+            .map(|n| self.string_list(n, &format!("`on` of {what}")));
+        let needs = m
+            .get("needs")
+            .map(|n| self.string_list(n, &format!("`needs` of {what}")))
+            .unwrap_or_default();
+        let run = m
+            .get("run")
+            .and_then(|n| self.command(n, &format!("`run` of {what}")));
+        let rollback = m
+            .get("rollback")
+            .and_then(|n| self.command(n, &format!("`rollback` of {what}")));
+        let activate = m
+            .get("activate")
+            .and_then(|n| self.command(n, &format!("`activate` of {what}")));
+        let timeout = m
+            .get("timeout")
+            .and_then(|n| self.positive_duration(n, &format!("`timeout` of {what}")));
+        let retries = m
+            .get("retries")
+            .and_then(|n| self.uint(n, &format!("`retries` of {what}"), 100))
+            .unwrap_or(0);
+        let release_dir = m
+            .get("release_dir")
+            .and_then(|n| self.release_dir(n, &what));
         if let (Some(a), None) = (&activate, &release_dir) {
             self.error(
                 Diagnostic::error(Code::ConflictingFields, a.span, format!("`activate` of {what} runs after a release-directory switch, but the step has no `release_dir`"))
@@ -926,7 +1108,10 @@ impl<'s> Decoder<'s> {
             );
         }
         let strategy = match m.get("strategy") {
-            Some(n) => Spanned::new(self.strategy(n, &what).unwrap_or(Strategy::AllAtOnce), n.span),
+            Some(n) => Spanned::new(
+                self.strategy(n, &what).unwrap_or(Strategy::AllAtOnce),
+                n.span,
+            ),
             None => Spanned::new(Strategy::AllAtOnce, Span::default()),
         };
         let validate = m
@@ -936,28 +1121,51 @@ impl<'s> Decoder<'s> {
                 items.iter().filter_map(|c| self.check(c, &what)).collect()
             })
             .unwrap_or_default();
-        let manual = m.get("manual").and_then(|n| self.nonempty_string(n, &format!("`manual` of {what}")));
+        let manual = m
+            .get("manual")
+            .and_then(|n| self.nonempty_string(n, &format!("`manual` of {what}")));
         if let Some(man) = &manual {
-            for key in ["run", "rollback", "release_dir", "activate", "strategy", "validate"] {
+            for key in [
+                "run",
+                "rollback",
+                "release_dir",
+                "activate",
+                "strategy",
+                "validate",
+            ] {
                 if let Some(span) = m.key_span(key) {
                     self.error(
-                        Diagnostic::error(Code::ConflictingFields, span, format!("{what} is manual and cannot also have `{key}`"))
-                            .with_label("not allowed on a manual step")
-                            .with_related(man.span, "manual because of this"),
+                        Diagnostic::error(
+                            Code::ConflictingFields,
+                            span,
+                            format!("{what} is manual and cannot also have `{key}`"),
+                        )
+                        .with_label("not allowed on a manual step")
+                        .with_related(man.span, "manual because of this"),
                     );
                 }
             }
             if owner.is_none() {
                 self.error(
-                    Diagnostic::error(Code::MissingField, man.span, format!("manual {what} needs an `owner`: the role that confirms it"))
-                        .with_hint("add `owner: ROLE`; only members of that role can confirm the step"),
+                    Diagnostic::error(
+                        Code::MissingField,
+                        man.span,
+                        format!("manual {what} needs an `owner`: the role that confirms it"),
+                    )
+                    .with_hint("add `owner: ROLE`; only members of that role can confirm the step"),
                 );
             }
         } else if !m.has("run") && !m.has("release_dir") {
             self.error(
-                Diagnostic::error(Code::MissingField, self.head(node), format!("{what} has nothing to do"))
-                    .with_label("no `run`, `release_dir` or `manual`")
-                    .with_hint("give it a `run` command, a `release_dir`, or make it `manual: INSTRUCTION`"),
+                Diagnostic::error(
+                    Code::MissingField,
+                    self.head(node),
+                    format!("{what} has nothing to do"),
+                )
+                .with_label("no `run`, `release_dir` or `manual`")
+                .with_hint(
+                    "give it a `run` command, a `release_dir`, or make it `manual: INSTRUCTION`",
+                ),
             );
         }
         Some(Step {
@@ -982,9 +1190,15 @@ impl<'s> Decoder<'s> {
     fn release_dir(&mut self, node: &Node, what: &str) -> Option<ReleaseDir> {
         match &node.kind {
             NodeKind::Map(_) => {
-                let m = self.mapping(node, &format!("`release_dir` of {what}"), keys::RELEASE_DIR)?;
-                let path = self.required(&m, "path").and_then(|n| self.nonempty_string(n, "`release_dir.path`"))?;
-                let keep = m.get("keep").and_then(|n| self.uint(n, "`release_dir.keep`", 1000)).unwrap_or(DEFAULT_KEEP_RELEASES);
+                let m =
+                    self.mapping(node, &format!("`release_dir` of {what}"), keys::RELEASE_DIR)?;
+                let path = self
+                    .required(&m, "path")
+                    .and_then(|n| self.nonempty_string(n, "`release_dir.path`"))?;
+                let keep = m
+                    .get("keep")
+                    .and_then(|n| self.uint(n, "`release_dir.keep`", 1000))
+                    .unwrap_or(DEFAULT_KEEP_RELEASES);
                 if keep < 2 {
                     self.error(
                         Diagnostic::error(Code::OutOfRange, m.get("keep").map_or(node.span, |n| n.span), "`release_dir.keep` must be at least 2, or rollback has nothing to return to")
@@ -1014,33 +1228,60 @@ impl<'s> Decoder<'s> {
                 }),
                 other => {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, node.span, format!("`{other}` is not a strategy"))
-                            .with_label("unknown strategy")
-                            .with_hint(did_you_mean(other, keys::STRATEGY.iter().copied()).unwrap_or_else(|| "strategies are all_at_once, rolling, canary and blue_green".into())),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("`{other}` is not a strategy"),
+                        )
+                        .with_label("unknown strategy")
+                        .with_hint(
+                            did_you_mean(other, keys::STRATEGY.iter().copied()).unwrap_or_else(
+                                || {
+                                    "strategies are all_at_once, rolling, canary and blue_green"
+                                        .into()
+                                },
+                            ),
+                        ),
                     );
                     None
                 }
             };
         }
         let m = self.mapping(node, &format!("`strategy` of {what}"), keys::STRATEGY)?;
-        let chosen: Vec<&str> = keys::STRATEGY.iter().copied().filter(|k| m.has(k)).collect();
+        let chosen: Vec<&str> = keys::STRATEGY
+            .iter()
+            .copied()
+            .filter(|k| m.has(k))
+            .collect();
         if chosen.len() > 1 {
             let span = m.key_span(chosen[1]).unwrap_or(node.span);
             self.error(
-                Diagnostic::error(Code::ConflictingFields, span, format!("{what} has more than one strategy"))
-                    .with_hint("choose one of all_at_once, rolling, canary and blue_green"),
+                Diagnostic::error(
+                    Code::ConflictingFields,
+                    span,
+                    format!("{what} has more than one strategy"),
+                )
+                .with_hint("choose one of all_at_once, rolling, canary and blue_green"),
             );
             return None;
         }
         match chosen.first().copied() {
             None => {
                 self.error(
-                    Diagnostic::error(Code::MissingField, node.span, format!("`strategy` of {what} is empty"))
-                        .with_hint("choose one of all_at_once, rolling, canary and blue_green"),
+                    Diagnostic::error(
+                        Code::MissingField,
+                        node.span,
+                        format!("`strategy` of {what} is empty"),
+                    )
+                    .with_hint("choose one of all_at_once, rolling, canary and blue_green"),
                 );
                 None
             }
-            Some("all_at_once") => Some(Strategy::AllAtOnce),
+            Some("all_at_once") => {
+                let n = m.get("all_at_once")?;
+                self.mapping(n, "`all_at_once`", &[])?;
+                Some(Strategy::AllAtOnce)
+            }
             Some("blue_green") => {
                 let n = m.get("blue_green")?;
                 self.mapping(n, "`blue_green`", &[])?;
@@ -1057,7 +1298,10 @@ impl<'s> Decoder<'s> {
                     Some(b) => Some(self.count(b, "`rolling.max_unavailable`")?),
                     None => None,
                 };
-                Some(Strategy::Rolling { batch, max_unavailable })
+                Some(Strategy::Rolling {
+                    batch,
+                    max_unavailable,
+                })
             }
             Some(_) => {
                 let n = m.get("canary")?;
@@ -1067,7 +1311,9 @@ impl<'s> Decoder<'s> {
                 for s in self.seq(stages_node, "`canary.stages`") {
                     let p = match s.as_scalar().map(|x| x.value()) {
                         Some(ScalarValue::Str(t)) => self.percent_text(t),
-                        Some(ScalarValue::Int(i)) if (1..=100).contains(&i) => u32::try_from(i).ok(),
+                        Some(ScalarValue::Int(i)) if (1..=100).contains(&i) => {
+                            u32::try_from(i).ok()
+                        }
                         _ => None,
                     };
                     match p {
@@ -1081,24 +1327,43 @@ impl<'s> Decoder<'s> {
                             stages.push(p);
                         }
                         None => self.error(
-                            Diagnostic::error(Code::OutOfRange, s.span, "a canary stage is a percentage from 1% to 100%")
-                                .with_label("not a percentage"),
+                            Diagnostic::error(
+                                Code::OutOfRange,
+                                s.span,
+                                "a canary stage is a percentage from 1% to 100%",
+                            )
+                            .with_label("not a percentage"),
                         ),
                     }
                 }
                 if stages.last().is_some_and(|&p| p != 100) {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, stages_node.span, "the last canary stage must be 100%")
-                            .with_label("rollout would stop short of every target")
-                            .with_hint("add `100%` as the last stage"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            stages_node.span,
+                            "the last canary stage must be 100%",
+                        )
+                        .with_label("rollout would stop short of every target")
+                        .with_hint("add `100%` as the last stage"),
                     );
                 }
                 if stages.is_empty() {
-                    self.error(Diagnostic::error(Code::MissingField, stages_node.span, "`canary.stages` is empty").with_hint("for example `[10%, 50%, 100%]`"));
+                    self.error(
+                        Diagnostic::error(
+                            Code::MissingField,
+                            stages_node.span,
+                            "`canary.stages` is empty",
+                        )
+                        .with_hint("for example `[10%, 50%, 100%]`"),
+                    );
                 }
                 let pause = match cm.get("pause") {
-                    Some(p) if p.as_scalar().is_some_and(|s| s.text == "confirm") => Some(Pause::Confirm),
-                    Some(p) => self.duration(p, "`canary.pause`").map(|d| Pause::For(d.value)),
+                    Some(p) if p.as_scalar().is_some_and(|s| s.text == "confirm") => {
+                        Some(Pause::Confirm)
+                    }
+                    Some(p) => self
+                        .duration(p, "`canary.pause`")
+                        .map(|d| Pause::For(d.value)),
                     None => None,
                 };
                 Some(Strategy::Canary { stages, pause })
@@ -1109,19 +1374,32 @@ impl<'s> Decoder<'s> {
     fn check(&mut self, node: &Node, step: &str) -> Option<Check> {
         let what = format!("a check of {step}");
         let m = self.mapping(node, &what, keys::CHECK)?;
-        let chosen: Vec<&str> = ["http", "tcp", "command"].into_iter().filter(|k| m.has(k)).collect();
-        let interval = m.get("interval").and_then(|n| self.duration(n, "`interval`")).map_or(DEFAULT_CHECK_INTERVAL, |d| d.value);
-        let deadline = m.get("deadline").and_then(|n| self.duration(n, "`deadline`")).map_or(DEFAULT_CHECK_DEADLINE, |d| d.value);
-        if interval.is_zero() {
-            self.error(Diagnostic::error(Code::OutOfRange, m.get("interval").map_or(node.span, |n| n.span), "`interval` must be longer than zero"));
-        }
+        let chosen: Vec<&str> = ["http", "tcp", "command"]
+            .into_iter()
+            .filter(|k| m.has(k))
+            .collect();
+        let interval = m
+            .get("interval")
+            .and_then(|n| self.positive_duration(n, "`interval`"))
+            .map_or(DEFAULT_CHECK_INTERVAL, |d| d.value);
+        let deadline = m
+            .get("deadline")
+            .and_then(|n| self.positive_duration(n, "`deadline`"))
+            .map_or(DEFAULT_CHECK_DEADLINE, |d| d.value);
         let kind = match chosen.as_slice() {
             ["http"] => {
                 let url = self.template(m.get("http")?, "`http` check URL")?;
-                if !url.raw.starts_with("http://") && !url.raw.starts_with("https://") && !url.raw.starts_with("{{") {
+                if !url.raw.starts_with("http://")
+                    && !url.raw.starts_with("https://")
+                    && !url.raw.starts_with("{{")
+                {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, url.span, "an `http` check needs an http:// or https:// URL")
-                            .with_label("not an HTTP URL"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            url.span,
+                            "an `http` check needs an http:// or https:// URL",
+                        )
+                        .with_label("not an HTTP URL"),
                     );
                 }
                 let (mut status, mut body_contains, mut latency_below) = (200u16, None, None);
@@ -1131,12 +1409,19 @@ impl<'s> Decoder<'s> {
                     if let Some(s) = em.get("status") {
                         match self.uint(s, "`expect.status`", 599) {
                             Some(v) if v >= 100 => status = u16::try_from(v).unwrap_or(200),
-                            Some(_) => self.error(Diagnostic::error(Code::OutOfRange, s.span, "`expect.status` must be an HTTP status from 100 to 599")),
+                            Some(_) => self.error(Diagnostic::error(
+                                Code::OutOfRange,
+                                s.span,
+                                "`expect.status` must be an HTTP status from 100 to 599",
+                            )),
                             None => {}
                         }
                     }
                     body_contains = self.opt_string(&em, "body_contains").map(|s| s.value);
-                    latency_below = em.get("latency_below").and_then(|n| self.duration(n, "`expect.latency_below`")).map(|d| d.value);
+                    latency_below = em
+                        .get("latency_below")
+                        .and_then(|n| self.duration(n, "`expect.latency_below`"))
+                        .map(|d| d.value);
                 }
                 CheckKind::Http {
                     url,
@@ -1147,7 +1432,11 @@ impl<'s> Decoder<'s> {
             }
             ["tcp"] => {
                 if let Some(span) = m.key_span("expect") {
-                    self.error(Diagnostic::error(Code::ConflictingFields, span, "`expect` applies to `http` checks only"));
+                    self.error(Diagnostic::error(
+                        Code::ConflictingFields,
+                        span,
+                        "`expect` applies to `http` checks only",
+                    ));
                 }
                 CheckKind::Tcp {
                     address: self.template(m.get("tcp")?, "`tcp` check address")?,
@@ -1164,15 +1453,23 @@ impl<'s> Decoder<'s> {
             [_] => return None,
             [] => {
                 self.error(
-                    Diagnostic::error(Code::MissingField, self.head(node), format!("{what} needs `http`, `tcp` or `command`"))
-                        .with_label("what should be checked?"),
+                    Diagnostic::error(
+                        Code::MissingField,
+                        self.head(node),
+                        format!("{what} needs `http`, `tcp` or `command`"),
+                    )
+                    .with_label("what should be checked?"),
                 );
                 return None;
             }
             [first, second, ..] => {
                 self.error(
-                    Diagnostic::error(Code::ConflictingFields, m.key_span(second).unwrap_or(node.span), format!("a check has both `{first}` and `{second}`"))
-                        .with_hint("write one check per list item"),
+                    Diagnostic::error(
+                        Code::ConflictingFields,
+                        m.key_span(second).unwrap_or(node.span),
+                        format!("a check has both `{first}` and `{second}`"),
+                    )
+                    .with_hint("write one check per list item"),
                 );
                 return None;
             }
@@ -1187,8 +1484,12 @@ impl<'s> Decoder<'s> {
 
     fn test(&mut self, node: &Node) -> Option<TestSpec> {
         let m = self.mapping(node, "a test", keys::TEST)?;
-        let id = self.required(&m, "id").and_then(|n| self.nonempty_string(n, "`id` of a test"));
-        let what = id.as_ref().map_or("a test".to_string(), |i| format!("test `{}`", i.value));
+        let id = self
+            .required(&m, "id")
+            .and_then(|n| self.nonempty_string(n, "`id` of a test"));
+        let what = id
+            .as_ref()
+            .map_or("a test".to_string(), |i| format!("test `{}`", i.value));
         let kind = self.required(&m, "kind").and_then(|n| {
             let s = self.string(n, &format!("`kind` of {what}"))?;
             match s.value.as_str() {
@@ -1197,33 +1498,62 @@ impl<'s> Decoder<'s> {
                 "security" => Some(TestKind::Security),
                 other => {
                     self.error(
-                        Diagnostic::error(Code::InvalidValue, n.span, format!("`{other}` is not a test kind"))
-                            .with_label("unknown kind")
-                            .with_hint(did_you_mean(other, ["functional", "performance", "security"]).unwrap_or_else(|| "test kinds are functional, performance and security".into())),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{other}` is not a test kind"),
+                        )
+                        .with_label("unknown kind")
+                        .with_hint(
+                            did_you_mean(other, ["functional", "performance", "security"])
+                                .unwrap_or_else(|| {
+                                    "test kinds are functional, performance and security".into()
+                                }),
+                        ),
                     );
                     None
                 }
             }
         });
-        let run = m.get("run").and_then(|n| self.command(n, &format!("`run` of {what}")));
+        let run = m
+            .get("run")
+            .and_then(|n| self.command(n, &format!("`run` of {what}")));
         let junit = self.opt_string(&m, "junit").map(|s| s.value);
-        let timeout = m.get("timeout").and_then(|n| self.duration(n, "`timeout`")).map(|d| d.value);
+        let timeout = m
+            .get("timeout")
+            .and_then(|n| self.positive_duration(n, "`timeout`"))
+            .map(|d| d.value);
         let http_load = m.get("http_load").and_then(|n| self.http_load(n));
         let security = m.get("security").and_then(|n| self.security(n));
-        let actions = ["run", "http_load", "security"].into_iter().filter(|k| m.has(k)).count();
+        let actions = ["run", "http_load", "security"]
+            .into_iter()
+            .filter(|k| m.has(k))
+            .count();
         if actions == 0 {
             self.error(
-                Diagnostic::error(Code::MissingField, self.head(node), format!("{what} has nothing to run"))
-                    .with_hint("give it `run`, `http_load` or `security`"),
+                Diagnostic::error(
+                    Code::MissingField,
+                    self.head(node),
+                    format!("{what} has nothing to run"),
+                )
+                .with_hint("give it `run`, `http_load` or `security`"),
             );
         } else if actions > 1 {
             self.error(
-                Diagnostic::error(Code::ConflictingFields, self.head(node), format!("{what} has more than one of `run`, `http_load` and `security`"))
-                    .with_hint("write one test per list item"),
+                Diagnostic::error(
+                    Code::ConflictingFields,
+                    self.head(node),
+                    format!("{what} has more than one of `run`, `http_load` and `security`"),
+                )
+                .with_hint("write one test per list item"),
             );
         }
         if let (Some(span), false) = (m.key_span("junit"), m.has("run")) {
-            self.error(Diagnostic::error(Code::ConflictingFields, span, "`junit` names the report of a `run` command"));
+            self.error(Diagnostic::error(
+                Code::ConflictingFields,
+                span,
+                "`junit` names the report of a `run` command",
+            ));
         }
         Some(TestSpec {
             id: id?,
@@ -1239,16 +1569,48 @@ impl<'s> Decoder<'s> {
 
     fn http_load(&mut self, node: &Node) -> Option<HttpLoad> {
         let m = self.mapping(node, "`http_load`", keys::HTTP_LOAD)?;
-        let url = self.required(&m, "url").and_then(|n| self.template(n, "`http_load.url`"));
-        let duration = m.get("duration").and_then(|n| self.duration(n, "`http_load.duration`")).map_or(Duration::from_secs(10), |d| d.value);
-        let concurrency = m.get("concurrency").and_then(|n| self.uint(n, "`http_load.concurrency`", 1000)).unwrap_or(4).max(1);
-        let p95_below = m.get("p95_below").and_then(|n| self.duration(n, "`http_load.p95_below`")).map(|d| d.value);
+        let url = self
+            .required(&m, "url")
+            .and_then(|n| self.template(n, "`http_load.url`"));
+        let duration = m
+            .get("duration")
+            .and_then(|n| self.positive_duration(n, "`http_load.duration`"))
+            .map_or(Duration::from_secs(10), |d| d.value);
+        let concurrency = match m.get("concurrency") {
+            Some(n) => match self.uint(n, "`http_load.concurrency`", 1000) {
+                Some(0) => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::OutOfRange,
+                            n.span,
+                            "`http_load.concurrency` must be at least 1",
+                        )
+                        .with_label("zero"),
+                    );
+                    1
+                }
+                Some(c) => c,
+                None => 1,
+            },
+            None => 4,
+        };
+        let p95_below = m
+            .get("p95_below")
+            .and_then(|n| self.duration(n, "`http_load.p95_below`"))
+            .map(|d| d.value);
         let max_error_rate = match m.get("max_error_rate") {
             Some(n) => match n.as_scalar().map(|s| s.value()) {
                 Some(ScalarValue::Float(f)) if (0.0..=1.0).contains(&f) => Some(f),
                 Some(ScalarValue::Int(i)) if i == 0 || i == 1 => Some(i as f64),
                 _ => {
-                    self.error(Diagnostic::error(Code::OutOfRange, n.span, "`max_error_rate` is a fraction from 0 to 1, such as 0.01").with_label("not a fraction"));
+                    self.error(
+                        Diagnostic::error(
+                            Code::OutOfRange,
+                            n.span,
+                            "`max_error_rate` is a fraction from 0 to 1, such as 0.01",
+                        )
+                        .with_label("not a fraction"),
+                    );
                     None
                 }
             },
@@ -1265,13 +1627,32 @@ impl<'s> Decoder<'s> {
 
     fn security(&mut self, node: &Node) -> Option<SecurityCheck> {
         let m = self.mapping(node, "`security`", keys::SECURITY)?;
-        let url = self.required(&m, "url").and_then(|n| self.template(n, "`security.url`"));
-        let require_headers = m.get("require_headers").map(|n| self.string_list(n, "`require_headers`")).unwrap_or_default().into_iter().map(|s| s.value).collect();
-        let cert_valid_for = m.get("cert_valid_for").and_then(|n| self.duration(n, "`cert_valid_for`")).map(|d| d.value);
+        let url = self
+            .required(&m, "url")
+            .and_then(|n| self.template(n, "`security.url`"));
+        let require_headers = m
+            .get("require_headers")
+            .map(|n| self.string_list(n, "`require_headers`"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
+        let cert_valid_for = m
+            .get("cert_valid_for")
+            .and_then(|n| self.duration(n, "`cert_valid_for`"))
+            .map(|d| d.value);
         let ports = |key: &str, this: &mut Self| -> Option<Vec<u16>> {
             let n = m.get(key)?;
             let items = this.seq(n, &format!("`{key}`"));
-            Some(items.iter().filter_map(|p| this.uint(p, "a port", 65535).and_then(|v| u16::try_from(v).ok())).collect())
+            Some(
+                items
+                    .iter()
+                    .filter_map(|p| {
+                        this.uint(p, "a port", 65535)
+                            .and_then(|v| u16::try_from(v).ok())
+                    })
+                    .collect(),
+            )
         };
         let allowed_ports = ports("allowed_ports", self);
         let scan_ports = ports("scan_ports", self).unwrap_or_default();
@@ -1286,10 +1667,19 @@ impl<'s> Decoder<'s> {
 
     fn risk(&mut self, node: &Node) -> Option<Risk> {
         let m = self.mapping(node, "a risk", keys::RISK)?;
-        let id = self.required(&m, "id").and_then(|n| self.nonempty_string(n, "`id` of a risk"));
-        let title = self.required(&m, "title").and_then(|n| self.string(n, "`title` of a risk")).map(|s| s.value);
-        let likelihood = self.required(&m, "likelihood").and_then(|n| self.int(n, "`likelihood` of a risk"));
-        let impact = self.required(&m, "impact").and_then(|n| self.int(n, "`impact` of a risk"));
+        let id = self
+            .required(&m, "id")
+            .and_then(|n| self.nonempty_string(n, "`id` of a risk"));
+        let title = self
+            .required(&m, "title")
+            .and_then(|n| self.string(n, "`title` of a risk"))
+            .map(|s| s.value);
+        let likelihood = self
+            .required(&m, "likelihood")
+            .and_then(|n| self.int(n, "`likelihood` of a risk"));
+        let impact = self
+            .required(&m, "impact")
+            .and_then(|n| self.int(n, "`impact` of a risk"));
         let mitigation = self.opt_string(&m, "mitigation").map(|s| s.value);
         let contingency = self.opt_string(&m, "contingency").map(|s| s.value);
         let owner = self.opt_string(&m, "owner").map(|s| s.value);
@@ -1306,13 +1696,35 @@ impl<'s> Decoder<'s> {
 
     fn notification(&mut self, node: &Node) -> Option<Notification> {
         let m = self.mapping(node, "a notification", keys::NOTIFY)?;
-        let on = self.required(&m, "on").map(|n| self.string_list(n, "`on` of a notification")).unwrap_or_default();
+        let on_node = self.required(&m, "on");
+        let on = on_node
+            .map(|n| self.string_list(n, "`on` of a notification"))
+            .unwrap_or_default();
+        if let Some(n) = on_node
+            && on.is_empty()
+        {
+            self.error(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    n.span,
+                    "a notification with no events never sends",
+                )
+                .with_hint(format!("events are: {}", NOTIFY_EVENTS.join(", "))),
+            );
+        }
         for ev in &on {
             if !NOTIFY_EVENTS.contains(&ev.value.as_str()) {
                 self.error(
-                    Diagnostic::error(Code::InvalidValue, ev.span, format!("`{}` is not a deployment event", ev.value))
-                        .with_label("unknown event")
-                        .with_hint(did_you_mean(&ev.value, NOTIFY_EVENTS.iter().copied()).unwrap_or_else(|| format!("events are: {}", NOTIFY_EVENTS.join(", ")))),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        ev.span,
+                        format!("`{}` is not a deployment event", ev.value),
+                    )
+                    .with_label("unknown event")
+                    .with_hint(
+                        did_you_mean(&ev.value, NOTIFY_EVENTS.iter().copied())
+                            .unwrap_or_else(|| format!("events are: {}", NOTIFY_EVENTS.join(", "))),
+                    ),
                 );
             }
         }
@@ -1326,41 +1738,69 @@ impl<'s> Decoder<'s> {
                         "json" => WebhookFormat::Json,
                         other => {
                             self.error(
-                                Diagnostic::error(Code::InvalidValue, f.span, format!("`{other}` is not a webhook format"))
-                                    .with_hint("formats are `slack` and `json`"),
+                                Diagnostic::error(
+                                    Code::InvalidValue,
+                                    f.span,
+                                    format!("`{other}` is not a webhook format"),
+                                )
+                                .with_hint("formats are `slack` and `json`"),
                             );
                             WebhookFormat::Json
                         }
                     },
                 };
                 let secret = self.opt_string(&m, "secret");
-                Channel::Webhook { url, format, secret }
+                Channel::Webhook {
+                    url,
+                    format,
+                    secret,
+                }
             }
             (None, Some(e)) => {
                 for key in ["format", "secret"] {
                     if let Some(span) = m.key_span(key) {
-                        self.error(Diagnostic::error(Code::ConflictingFields, span, format!("`{key}` applies to webhooks, not e-mail")));
+                        self.error(Diagnostic::error(
+                            Code::ConflictingFields,
+                            span,
+                            format!("`{key}` applies to webhooks, not e-mail"),
+                        ));
                     }
                 }
-                let to: Vec<String> = self.string_list(e, "`email`").into_iter().map(|s| s.value).collect();
+                let to: Vec<String> = self
+                    .string_list(e, "`email`")
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect();
                 for addr in &to {
                     if !addr.contains('@') {
-                        self.error(Diagnostic::error(Code::InvalidValue, e.span, format!("`{addr}` is not an e-mail address")));
+                        self.error(Diagnostic::error(
+                            Code::InvalidValue,
+                            e.span,
+                            format!("`{addr}` is not an e-mail address"),
+                        ));
                     }
                 }
                 Channel::Email { to }
             }
             (Some(_), Some(_)) => {
                 self.error(
-                    Diagnostic::error(Code::ConflictingFields, m.key_span("email").unwrap_or(node.span), "a notification has both `webhook` and `email`")
-                        .with_hint("write one notification per channel"),
+                    Diagnostic::error(
+                        Code::ConflictingFields,
+                        m.key_span("email").unwrap_or(node.span),
+                        "a notification has both `webhook` and `email`",
+                    )
+                    .with_hint("write one notification per channel"),
                 );
                 return None;
             }
             (None, None) => {
                 self.error(
-                    Diagnostic::error(Code::MissingField, self.head(node), "a notification needs `webhook: URL` or `email: [ADDRESS]`")
-                        .with_label("no channel"),
+                    Diagnostic::error(
+                        Code::MissingField,
+                        self.head(node),
+                        "a notification needs `webhook: URL` or `email: [ADDRESS]`",
+                    )
+                    .with_label("no channel"),
                 );
                 return None;
             }
@@ -1374,8 +1814,17 @@ impl<'s> Decoder<'s> {
 
     fn review(&mut self, node: &Node) -> Option<Review> {
         let m = self.mapping(node, "`review`", keys::REVIEW)?;
-        let due = m.get("due").and_then(|n| self.duration(n, "`review.due`")).map(|d| d.value);
-        let attendees = m.get("attendees").map(|n| self.string_list(n, "`review.attendees`")).unwrap_or_default().into_iter().map(|s| s.value).collect();
+        let due = m
+            .get("due")
+            .and_then(|n| self.duration(n, "`review.due`"))
+            .map(|d| d.value);
+        let attendees = m
+            .get("attendees")
+            .map(|n| self.string_list(n, "`review.attendees`"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
         Some(Review { due, attendees })
     }
 }
@@ -1414,14 +1863,20 @@ pub fn parse_ssh(text: &str) -> Result<SshAddress, String> {
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("unclosed `[`")?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("`{p}` is not a port"))?,
             None if after.is_empty() => 22,
             None => return Err(format!("unexpected `{after}`")),
         };
         (host.to_string(), port)
     } else {
         match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?),
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{p}` is not a port"))?,
+            ),
             None => (rest.to_string(), 22),
         }
     };

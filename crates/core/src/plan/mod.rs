@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod keys;
 pub mod model;
+pub mod schema;
 pub mod select;
 mod validate;
 
@@ -33,7 +34,12 @@ pub struct PlanErrors {
 
 impl std::fmt::Display for PlanErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} has {} error(s)", self.source.name(), self.error_count())
+        write!(
+            f,
+            "{} has {} error(s)",
+            self.source.name(),
+            self.error_count()
+        )
     }
 }
 
@@ -72,7 +78,10 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<LoadedPlan, PlanErrors> {
     diagnostics.sort_by_key(|d| (d.span.map(|s| s.start), d.code.as_str()));
     diagnostics.dedup();
     if diagnostics.iter().any(Diagnostic::is_error) {
-        return Err(PlanErrors { source, diagnostics });
+        return Err(PlanErrors {
+            source,
+            diagnostics,
+        });
     }
     let hash = content_hash(&root);
     Ok(LoadedPlan {
@@ -84,6 +93,21 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<LoadedPlan, PlanErrors> {
 }
 
 fn content_hash(root: &yaml::Node) -> String {
-    let canonical = root.to_canonical_json().to_string();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, HashWriter(Sha256::new()));
+    // Writing into a hasher cannot fail.
+    let _ = root.write_canonical(&mut w);
+    match w.into_inner() {
+        Ok(h) => hex::encode(h.0.finalize()),
+        Err(_) => String::new(),
+    }
 }

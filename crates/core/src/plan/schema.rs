@@ -1,6 +1,7 @@
 //! The JSON Schema (draft 2020-12) of a plan file, for editors.
 //!
-//! Point an editor at it with `# yaml-language-server: $schema=PATH` on the plan's first line. The
+//! `slipway schema` prints it; point an editor at the saved file with
+//! `# yaml-language-server: $schema=PATH` on the plan's first line. The
 //! schema mirrors the decoder: the property names of every section come from [`super::keys`] (a test
 //! keeps them equal), and shapes, ranges and defaults follow `decode.rs`. The decoder stays the
 //! authority: `slipway check` also does what a schema cannot, such as checking `needs`, template
@@ -20,8 +21,7 @@ const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*(ms|s|m|h|d|w)\s*)+$";
 /// `25%`: a whole percentage from 1 to 100.
 const PERCENT_PATTERN: &str = r"^\s*\+?0*([1-9][0-9]?|100)\s*%$";
 /// `Sat 22:00-Sun 04:00 Europe/London` or `Mon-Fri 09:00-17:00 UTC`.
-const WINDOW_PATTERN: &str =
-    r"^\s*([A-Za-z]+\s+[0-9]+:[0-9]+-[A-Za-z]+\s+[0-9]+:[0-9]+|[A-Za-z*,-]+\s+[0-9]+:[0-9]+-[0-9]+:[0-9]+)\s+\S+\s*$";
+const WINDOW_PATTERN: &str = r"^\s*([A-Za-z]+\s+[0-9]+:[0-9]+-[A-Za-z]+\s+[0-9]+:[0-9]+|[A-Za-z*,-]+\s+[0-9]+:[0-9]+-[0-9]+:[0-9]+)\s+\S+\s*$";
 /// `user@host`, `user@host:port` or `user@[v6addr]:port`.
 const SSH_PATTERN: &str = r"^[^@\s]+@(\[[^\]\s]+\]|[^\s:\[\]@]+)(:[0-9]{1,5})?$";
 /// Names that can be environment variables, as variables and secrets must be.
@@ -135,7 +135,10 @@ pub fn json_schema() -> Value {
                     "items": { "$ref": "#/$defs/notification" },
                 }),
             ),
-            ("review", reference("review", "The post-implementation review.")),
+            (
+                "review",
+                reference("review", "The post-implementation review."),
+            ),
         ],
         &["slipway", "release", "environments", "steps"],
     );
@@ -167,7 +170,12 @@ pub fn json_schema() -> Value {
 
 /// An object section that rejects unknown keys. `props` are placed in the order of `order` (the
 /// section's list in `keys.rs`); any property not in the list goes last, where a test finds it.
-fn object(description: &str, order: &[&str], props: Vec<(&str, Value)>, required: &[&str]) -> Value {
+fn object(
+    description: &str,
+    order: &[&str],
+    props: Vec<(&str, Value)>,
+    required: &[&str],
+) -> Value {
     let position = |k: &str| order.iter().position(|o| *o == k).unwrap_or(usize::MAX);
     let mut props = props;
     props.sort_by_key(|(k, _)| position(k));
@@ -376,7 +384,13 @@ fn release() -> Value {
         "What is being released.",
         keys::RELEASE,
         vec![
-            ("name", with(scalar("Name of the release or service."), json!({ "minLength": 1 }))),
+            (
+                "name",
+                with(
+                    scalar("Name of the release or service."),
+                    json!({ "minLength": 1 }),
+                ),
+            ),
             (
                 "version",
                 scalar(
@@ -420,7 +434,10 @@ fn objective() -> Value {
         keys::OBJECTIVE,
         vec![
             ("text", scalar("The objective.")),
-            ("test", scalar("Id of the test (under `tests`) that measures it.")),
+            (
+                "test",
+                scalar("Id of the test (under `tests`) that measures it."),
+            ),
         ],
         &["text"],
     )
@@ -461,11 +478,12 @@ fn secret() -> Value {
             vec![
                 (
                     "env",
-                    string(
-                        "Environment variable of the deploying process that holds the value.",
-                    ),
+                    string("Environment variable of the deploying process that holds the value."),
                 ),
-                ("file", string("File holding the value (a trailing newline is trimmed).")),
+                (
+                    "file",
+                    string("File holding the value (a trailing newline is trimmed)."),
+                ),
             ],
             &[],
         ),
@@ -490,7 +508,10 @@ fn environment() -> Value {
                 ),
                 (
                     "approvals",
-                    reference("approvals", "Approvals a deployment needs before it starts."),
+                    reference(
+                        "approvals",
+                        "Approvals a deployment needs before it starts.",
+                    ),
                 ),
                 (
                     "windows",
@@ -545,7 +566,10 @@ fn approvals() -> Value {
          deployment, and an approval is bound to the plan's hash.",
         keys::APPROVALS,
         vec![
-            ("required", integer("How many distinct people must approve.", 0, 100)),
+            (
+                "required",
+                integer("How many distinct people must approve.", 0, 100),
+            ),
             (
                 "from",
                 scalar_list(
@@ -571,7 +595,10 @@ fn freeze() -> Value {
                     "When the freeze ends; a bare date means the end of that day.",
                 ),
             ),
-            ("reason", scalar("Why the environment is frozen, shown to whoever is refused.")),
+            (
+                "reason",
+                scalar("Why the environment is frozen, shown to whoever is refused."),
+            ),
             (
                 "tz",
                 json!({
@@ -606,7 +633,10 @@ fn policy_rule() -> Value {
     object(
         "Raise the required approvals at this risk level.",
         keys::POLICY_RULE,
-        vec![("approvals", integer("Approvals required at this risk level.", 0, 100))],
+        vec![(
+            "approvals",
+            integer("Approvals required at this risk level.", 0, 100),
+        )],
         &["approvals"],
     )
 }
@@ -640,7 +670,10 @@ fn target() -> Value {
                         "examples": ["deploy@10.0.0.11", "deploy@web-1.internal:2222"],
                     }),
                 ),
-                ("agent", string("Name of the `slipway agent` running on the host.")),
+                (
+                    "agent",
+                    string("Name of the `slipway agent` running on the host."),
+                ),
                 (
                     "labels",
                     scalar_list("Labels that steps select the target by, with `on`."),
@@ -671,7 +704,14 @@ fn target() -> Value {
 }
 
 fn step() -> Value {
-    let not_with_manual = ["run", "rollback", "release_dir", "activate", "strategy", "validate"];
+    let not_with_manual = [
+        "run",
+        "rollback",
+        "release_dir",
+        "activate",
+        "strategy",
+        "validate",
+    ];
     with(
         object(
             "A step. It runs a command, switches a release directory, or waits for a person \
@@ -703,7 +743,10 @@ fn step() -> Value {
                          them. Without `on`, every target of the environment.",
                     ),
                 ),
-                ("needs", scalar_list("Ids of steps that must finish before this one starts.")),
+                (
+                    "needs",
+                    scalar_list("Ids of steps that must finish before this one starts."),
+                ),
                 (
                     "run",
                     command("The command run on each target, in a batch order set by `strategy`."),
@@ -792,7 +835,10 @@ fn release_dir_object() -> Value {
         "Release directory with the number of releases kept.",
         keys::RELEASE_DIR,
         vec![
-            ("path", string("Directory holding `releases/` and the `current` symlink.")),
+            (
+                "path",
+                string("Directory holding `releases/` and the `current` symlink."),
+            ),
             (
                 "keep",
                 with(
@@ -823,9 +869,7 @@ fn strategy() -> Value {
 }
 
 fn strategy_object() -> Value {
-    let empty = |d: &str| {
-        json!({ "description": d, "type": ["object", "null"], "additionalProperties": false })
-    };
+    let empty = |d: &str| json!({ "description": d, "type": ["object", "null"], "additionalProperties": false });
     with(
         object(
             "Exactly one strategy.",
@@ -941,14 +985,22 @@ fn check() -> Value {
                 ),
                 (
                     "tcp",
-                    template("`host:port` that must accept a connection, such as \
-                              `{{ target.address }}:5432`."),
+                    template(
+                        "`host:port` that must accept a connection, such as \
+                              `{{ target.address }}:5432`.",
+                    ),
                 ),
                 ("command", command("Command that must exit 0.")),
-                ("expect", reference("expect", "What the HTTP response must look like.")),
+                (
+                    "expect",
+                    reference("expect", "What the HTTP response must look like."),
+                ),
                 (
                     "interval",
-                    with(duration("Time between attempts."), json!({ "default": "1s" })),
+                    with(
+                        duration("Time between attempts."),
+                        json!({ "default": "1s" }),
+                    ),
                 ),
                 (
                     "deadline",
@@ -974,10 +1026,19 @@ fn expect() -> Value {
         vec![
             (
                 "status",
-                with(integer("Expected HTTP status.", 100, 599), json!({ "default": 200 })),
+                with(
+                    integer("Expected HTTP status.", 100, 599),
+                    json!({ "default": 200 }),
+                ),
             ),
-            ("body_contains", scalar("Text the response body must contain.")),
-            ("latency_below", duration("The response must arrive faster than this.")),
+            (
+                "body_contains",
+                scalar("Text the response body must contain."),
+            ),
+            (
+                "latency_below",
+                duration("The response must arrive faster than this."),
+            ),
         ],
         &[],
     )
@@ -989,7 +1050,10 @@ fn test() -> Value {
             "A test run against the environment: exactly one of `run`, `http_load` and `security`.",
             keys::TEST,
             vec![
-                ("id", with(scalar("Unique id of the test."), json!({ "minLength": 1 }))),
+                (
+                    "id",
+                    with(scalar("Unique id of the test."), json!({ "minLength": 1 })),
+                ),
                 (
                     "kind",
                     json!({
@@ -1005,8 +1069,14 @@ fn test() -> Value {
                     "junit",
                     string("JUnit XML report written by `run`; parsed and kept with the record."),
                 ),
-                ("http_load", reference("http_load", "Built-in HTTP load check.")),
-                ("security", reference("security", "Built-in security checks.")),
+                (
+                    "http_load",
+                    reference("http_load", "Built-in HTTP load check."),
+                ),
+                (
+                    "security",
+                    reference("security", "Built-in security checks."),
+                ),
                 ("timeout", duration("Longest the test may take.")),
             ],
             &["id", "kind"],
@@ -1023,10 +1093,16 @@ fn http_load() -> Value {
         "Built-in HTTP load check: requests for `duration` from `concurrency` clients.",
         keys::HTTP_LOAD,
         vec![
-            ("url", template("URL requested with GET; may use `{{ vars.* }}`.")),
+            (
+                "url",
+                template("URL requested with GET; may use `{{ vars.* }}`."),
+            ),
             (
                 "duration",
-                with(duration("How long the load runs."), json!({ "default": "10s" })),
+                with(
+                    duration("How long the load runs."),
+                    json!({ "default": "10s" }),
+                ),
             ),
             (
                 "concurrency",
@@ -1035,7 +1111,10 @@ fn http_load() -> Value {
                     json!({ "default": 4 }),
                 ),
             ),
-            ("p95_below", duration("The 95th percentile latency must be below this.")),
+            (
+                "p95_below",
+                duration("The 95th percentile latency must be below this."),
+            ),
             (
                 "max_error_rate",
                 json!({
@@ -1073,8 +1152,10 @@ fn security() -> Value {
             ),
             (
                 "allowed_ports",
-                ports("Ports allowed to be open on the URL's host; any other open port among \
-                       `scan_ports` fails the test."),
+                ports(
+                    "Ports allowed to be open on the URL's host; any other open port among \
+                       `scan_ports` fails the test.",
+                ),
             ),
             ("scan_ports", ports("Ports probed on the URL's host.")),
         ],
@@ -1087,13 +1168,22 @@ fn risk() -> Value {
         "A risk in the register.",
         keys::RISK,
         vec![
-            ("id", with(scalar("Unique id of the risk, such as `R1`."), json!({ "minLength": 1 }))),
+            (
+                "id",
+                with(
+                    scalar("Unique id of the risk, such as `R1`."),
+                    json!({ "minLength": 1 }),
+                ),
+            ),
             ("title", scalar("What may go wrong.")),
             (
                 "likelihood",
                 integer("How likely: 1 (rare) to 5 (almost certain).", 1, 5),
             ),
-            ("impact", integer("How bad: 1 (negligible) to 5 (severe).", 1, 5)),
+            (
+                "impact",
+                integer("How bad: 1 (negligible) to 5 (severe).", 1, 5),
+            ),
             ("mitigation", scalar("What lowers the risk beforehand.")),
             ("contingency", scalar("What is done if it happens.")),
             ("owner", scalar("Who watches the risk.")),
@@ -1131,13 +1221,9 @@ fn notification() -> Value {
                 ),
                 (
                     "secret",
-                    with(
-                        reference(
-                            "env_name",
-                            "Name of a plan secret used as the HMAC-SHA256 signing key. Webhooks \
-                             only.",
-                        ),
-                        json!({}),
+                    reference(
+                        "env_name",
+                        "Name of a plan secret used as the HMAC-SHA256 signing key. Webhooks only.",
                     ),
                 ),
                 (
@@ -1170,7 +1256,10 @@ fn review() -> Value {
         "The post-implementation review, generated from the record.",
         keys::REVIEW,
         vec![
-            ("due", duration("How long after the deployment the review is due.")),
+            (
+                "due",
+                duration("How long after the deployment the review is due."),
+            ),
             ("attendees", scalar_list("Who attends the review.")),
         ],
         &[],
@@ -1258,7 +1347,10 @@ mod tests {
         let defs = schema["$defs"].as_object().expect("$defs");
         for (name, d) in defs {
             if d.get("properties").is_some() {
-                assert!(listed.contains(name.as_str()), "`{name}` is not checked against keys.rs");
+                assert!(
+                    listed.contains(name.as_str()),
+                    "`{name}` is not checked against keys.rs"
+                );
             }
         }
     }
@@ -1274,7 +1366,9 @@ mod tests {
         collect_refs(&schema, &mut refs);
         assert!(!refs.is_empty());
         for r in refs {
-            let name = r.strip_prefix("#/$defs/").unwrap_or_else(|| panic!("non-local $ref {r}"));
+            let name = r
+                .strip_prefix("#/$defs/")
+                .unwrap_or_else(|| panic!("non-local $ref {r}"));
             assert!(schema["$defs"].get(name).is_some(), "dangling $ref {r}");
         }
     }
@@ -1286,14 +1380,17 @@ mod tests {
                 Value::Object(m) => {
                     if let Some(Value::Object(props)) = m.get("properties") {
                         for (k, p) in props {
-                            // Sub-schemas inside `if`/`then` only narrow a property; they need no text.
-                            if p.get("type").is_some() || p.get("$ref").is_some() || p.get("anyOf").is_some() || p.get("enum").is_some() || p.get("const").is_some() {
-                                assert!(p.get("description").is_some(), "{path}.{k} has no description");
-                            }
+                            assert!(
+                                p.get("description").is_some(),
+                                "{path}.{k} has no description"
+                            );
                         }
                     }
                     for (k, child) in m {
-                        walk(child, &format!("{path}/{k}"));
+                        // Conditions only narrow properties described elsewhere.
+                        if !matches!(k.as_str(), "if" | "then" | "not") {
+                            walk(child, &format!("{path}/{k}"));
+                        }
                     }
                 }
                 Value::Array(items) => items.iter().for_each(|i| walk(i, path)),
@@ -1316,7 +1413,7 @@ mod tests {
         }
     }
 
-    // ----- a small validator for the keywords this schema uses (all but `pattern`) --------------
+    // ----- a small validator for the keywords this schema uses ----------------------------------
 
     fn valid(schema: &Value, root: &Value, v: &Value) -> bool {
         let Some(s) = schema.as_object() else {
@@ -1359,20 +1456,45 @@ mod tests {
             return false;
         }
         if let Some(n) = v.as_f64() {
-            if s.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
+            if s.get("minimum")
+                .and_then(Value::as_f64)
+                .is_some_and(|m| n < m)
+            {
                 return false;
             }
-            if s.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
+            if s.get("maximum")
+                .and_then(Value::as_f64)
+                .is_some_and(|m| n > m)
+            {
                 return false;
             }
         }
+        // Of `pattern`, only a literal prefix (`^SLIPWAY_`) is checked; other patterns are taken as
+        // matching, and are checked with a full validator when the schema changes.
+        if let (Some(text), Some(prefix)) = (
+            v.as_str(),
+            s.get("pattern")
+                .and_then(Value::as_str)
+                .and_then(|p| p.strip_prefix('^')),
+        ) && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !text.starts_with(prefix)
+        {
+            return false;
+        }
         if let Some(text) = v.as_str()
-            && s.get("minLength").and_then(Value::as_u64).is_some_and(|m| (text.chars().count() as u64) < m)
+            && s.get("minLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| (text.chars().count() as u64) < m)
         {
             return false;
         }
         if let Some(items) = v.as_array() {
-            if s.get("minItems").and_then(Value::as_u64).is_some_and(|m| (items.len() as u64) < m) {
+            if s.get("minItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| (items.len() as u64) < m)
+            {
                 return false;
             }
             if let Some(item_schema) = s.get("items")
@@ -1405,20 +1527,32 @@ mod tests {
                 }
             }
             if let Some(Value::Array(req)) = s.get("required")
-                && !req.iter().filter_map(Value::as_str).all(|k| obj.contains_key(k))
+                && !req
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .all(|k| obj.contains_key(k))
             {
                 return false;
             }
             let len = obj.len() as u64;
-            if s.get("minProperties").and_then(Value::as_u64).is_some_and(|m| len < m)
-                || s.get("maxProperties").and_then(Value::as_u64).is_some_and(|m| len > m)
+            if s.get("minProperties")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len < m)
+                || s.get("maxProperties")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|m| len > m)
             {
                 return false;
             }
             if let Some(Value::Object(deps)) = s.get("dependentRequired") {
                 for (k, needed) in deps {
                     if obj.contains_key(k)
-                        && !needed.as_array().into_iter().flatten().filter_map(Value::as_str).all(|n| obj.contains_key(n))
+                        && !needed
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .all(|n| obj.contains_key(n))
                     {
                         return false;
                     }
@@ -1451,7 +1585,9 @@ mod tests {
     }
 
     fn yaml_to_json(text: &str) -> Value {
-        crate::yaml::load(&Source::new("t.yaml", text)).expect("YAML loads").to_canonical_json()
+        crate::yaml::load(&Source::new("t.yaml", text))
+            .expect("YAML loads")
+            .to_json()
     }
 
     const STARTER: &str = include_str!("../../../cli/src/starter.slipway.yaml");
@@ -1480,23 +1616,38 @@ mod tests {
             let doc = format!("{base}steps:\n{steps}");
             let by_schema = valid(&schema, &schema, &yaml_to_json(&doc));
             let by_decoder = crate::plan::load("t.yaml", doc.as_bytes()).is_ok();
-            assert_eq!(by_schema, by_decoder, "schema and decoder disagree on:\n{doc}");
+            assert_eq!(
+                by_schema, by_decoder,
+                "schema and decoder disagree on:\n{doc}"
+            );
             by_schema
         };
         assert!(ok("  - { id: a, run: [sleep, 1] }\n"));
         assert!(ok("  - { id: a, run: echo hi, strategy: rolling }\n"));
-        assert!(ok("  - { id: a, release_dir: { path: app, keep: 3 }, strategy: { canary: { stages: [50%, 100] } } }\n"));
-        assert!(ok("  - { id: a, manual: Check the dashboard, owner: ops }\n"));
+        assert!(ok(
+            "  - { id: a, release_dir: { path: app, keep: 3 }, strategy: { canary: { stages: [50%, 100] } } }\n"
+        ));
+        assert!(ok(
+            "  - { id: a, manual: Check the dashboard, owner: ops }\n"
+        ));
         assert!(!ok("  - { id: a, run: [sleep, 1], retry: 2 }\n"));
         assert!(!ok("  - { id: a }\n"));
         assert!(!ok("  - { id: a, manual: Check the dashboard }\n"));
         assert!(!ok("  - { id: a, manual: Check, owner: ops, run: [x] }\n"));
         assert!(!ok("  - { id: a, run: [x], activate: [y] }\n"));
-        assert!(!ok("  - { id: a, run: [x], strategy: { rolling: {}, canary: { stages: [100%] } } }\n"));
+        assert!(!ok(
+            "  - { id: a, run: [x], strategy: { rolling: {}, canary: { stages: [100%] } } }\n"
+        ));
         assert!(!ok("  - { id: a, run: [x], strategy: canary }\n"));
-        assert!(!ok("  - { id: a, run: [x], release_dir: { path: app, keep: 1 } }\n"));
-        assert!(!ok("  - { id: a, run: [x], validate: [{ tcp: 'x:1', expect: { status: 200 } }] }\n"));
-        assert!(!ok("  - { id: a, run: [x], validate: [{ interval: 1s }] }\n"));
-        assert!(!ok("  - { id: a, run: [], }\n"));
+        assert!(!ok(
+            "  - { id: a, run: [x], release_dir: { path: app, keep: 1 } }\n"
+        ));
+        assert!(!ok(
+            "  - { id: a, run: [x], validate: [{ tcp: 'x:1', expect: { status: 200 } }] }\n"
+        ));
+        assert!(!ok(
+            "  - { id: a, run: [x], validate: [{ interval: 1s }] }\n"
+        ));
+        assert!(!ok("  - { id: a, run: [] }\n"));
     }
 }

@@ -1,7 +1,7 @@
 //! Which targets of an environment a step's `on` selects: targets carrying any listed label, or
 //! named by it. No `on` selects every target.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::model::Environment;
@@ -17,7 +17,8 @@ pub struct Selector<'e> {
 
 impl<'e> Selector<'e> {
     pub fn new(env: &'e Environment) -> Self {
-        let mut by_label: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut by_label: HashMap<&str, Vec<u32>> = HashMap::default();
+        by_label.reserve(env.targets.len());
         for (i, t) in env.targets.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             by_label.entry(t.name.value.as_str()).or_default().push(i);
@@ -28,11 +29,13 @@ impl<'e> Selector<'e> {
                 }
             }
         }
-        let all: Arc<[u32]> = (0..env.targets.len()).filter_map(|i| u32::try_from(i).ok()).collect();
+        let all: Arc<[u32]> = (0..env.targets.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
         Selector {
             env,
             by_label,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             all,
         }
     }
@@ -52,7 +55,9 @@ impl<'e> Selector<'e> {
             return hit.clone();
         }
         let selected: Arc<[u32]> = if let [one] = key.as_slice() {
-            self.by_label.get(one).map_or_else(|| Arc::from(Vec::new()), |v| Arc::from(v.as_slice()))
+            self.by_label
+                .get(one)
+                .map_or_else(|| Arc::from(Vec::new()), |v| Arc::from(v.as_slice()))
         } else {
             let mut mark = vec![false; self.env.targets.len()];
             for label in &key {

@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod dag;
+pub mod lifecycle;
 pub mod diag;
 pub mod duration;
 pub mod plan;

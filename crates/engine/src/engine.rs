@@ -234,11 +234,14 @@ impl<S: Store> Engine<S> {
         Ok(d)
     }
 
+    /// A lock request with a holder id of its own: two runs in one process are two holders.
     fn lock_request(&self, environment: &str, deployment: DeploymentId) -> Lock {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let now = now_millis();
+        let run = RUNS.fetch_add(1, Ordering::SeqCst);
         Lock {
             environment: environment.to_string(),
-            holder: self.holder.id.clone(),
+            holder: format!("{}:{run}", self.holder.id),
             deployment_id: Some(deployment),
             pid: self.holder.pid,
             host: self.holder.host.clone(),
@@ -264,8 +267,9 @@ impl<S: Store> Engine<S> {
     /// holder died, until that deployment has been recovered.
     pub(crate) async fn lock(&self, environment: &str, deployment: DeploymentId) -> EngineResult<Lease> {
         let lock = self.lock_request(environment, deployment);
+        let holder = lock.holder.clone();
         let held = self.store.locks().await?.into_iter().find(|l| l.environment == environment);
-        if let Some(held) = held.filter(|h| h.holder != self.holder.id) {
+        if let Some(held) = held {
             let owner = match held.deployment_id {
                 Some(id) => self.store.deployment(id).await?,
                 None => None,
@@ -280,16 +284,16 @@ impl<S: Store> Engine<S> {
         } else if let LockOutcome::Held(held) = self.store.try_lock(lock, now_millis()).await? {
             return Err(self.busy(&held, false));
         }
-        Ok(Lease::start(self.store.clone(), environment.to_string(), self.holder.id.clone(), self.config.lease))
+        Ok(Lease::start(self.store.clone(), environment.to_string(), holder, self.config.lease))
     }
 
     /// Takes the lock of an interrupted deployment whose holder is dead or whose lease ran out.
     pub(crate) async fn lock_for_recovery(&self, environment: &str, deployment: DeploymentId) -> EngineResult<Option<Lease>> {
         let lock = self.lock_request(environment, deployment);
+        let holder = lock.holder.clone();
         let held = self.store.locks().await?.into_iter().find(|l| l.environment == environment);
         let taken = match held {
             None => matches!(self.store.try_lock(lock, now_millis()).await?, LockOutcome::Acquired),
-            Some(h) if h.holder == self.holder.id => true,
             Some(h) if self.holder.is_dead(&h) || h.expires_at < now_millis() || h.deployment_id != Some(deployment) => {
                 // A lock held for another deployment while this one is unfinished can only be a
                 // leftover; the live holder of this deployment would hold it itself.
@@ -302,7 +306,7 @@ impl<S: Store> Engine<S> {
             }
             Some(_) => false,
         };
-        Ok(taken.then(|| Lease::start(self.store.clone(), environment.to_string(), self.holder.id.clone(), self.config.lease)))
+        Ok(taken.then(|| Lease::start(self.store.clone(), environment.to_string(), holder, self.config.lease)))
     }
 
     /// Runs a queued deployment to its end, holding the environment lock throughout.

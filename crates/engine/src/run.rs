@@ -164,11 +164,16 @@ impl<'e, S: Store> Run<'e, S> {
     }
 
     fn ctx(&self, t: u32) -> TargetContext<'_> {
+        self.ctx_at(t, &self.version)
+    }
+
+    /// The context of target `t` as it runs `version` (a restored release is checked as itself).
+    fn ctx_at<'a>(&'a self, t: u32, version: &'a str) -> TargetContext<'a> {
         TargetContext {
             plan: self.plan(),
             environment: &self.d.environment,
             target: self.target(t),
-            version: &self.version,
+            version,
             secrets: &self.secrets,
             artifact: None,
             deployment_id: self.d.id,
@@ -337,7 +342,8 @@ impl<'e, S: Store> Run<'e, S> {
                 problems.push(self.host(*t).err().unwrap_or_default());
             }
         }
-        let checks = futures::stream::iter(touched.iter().map(|&t| self.preflight_target(t, needed)))
+        let checks = futures::stream::iter(touched.clone())
+            .map(|t| self.preflight_target(t, needed))
             .buffer_unordered(self.engine.config.target_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
@@ -443,7 +449,8 @@ impl<'e, S: Store> Run<'e, S> {
 
     async fn run_waves(&self) -> Result<(), Failure> {
         for wave in &self.rollout.waves {
-            let results = futures::stream::iter(wave.iter().map(|&s| self.run_step(s)))
+            let results = futures::stream::iter(wave.clone())
+                .map(|s| self.run_step(s))
                 .buffer_unordered(self.engine.config.step_concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
@@ -494,7 +501,9 @@ impl<'e, S: Store> Run<'e, S> {
                 .start_step_runs(intents, Some(self.event("batch_started", json!({"step": step.id.value, "batch": b + 1, "of": batches.len(), "targets": names}))))
                 .await
                 .map_err(|e| Failure::at(step, None, e.to_string()))?;
-            let results = futures::stream::iter(targets.iter().zip(ids).map(|(&t, id)| self.run_unit(index, t, id)))
+            let pairs: Vec<(u32, i64)> = targets.iter().copied().zip(ids).collect();
+            let results = futures::stream::iter(pairs)
+                .map(|(t, id)| self.run_unit(index, t, id))
                 .buffer_unordered(self.engine.config.target_concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
@@ -529,7 +538,7 @@ impl<'e, S: Store> Run<'e, S> {
                 return Err(f);
             }
             if !step.validate.is_empty() {
-                self.validate(step, &targets, "validate").await?;
+                self.validate(index, &targets, "validate").await?;
             }
             self.fail_point("after_batch", None).await.map_err(|e| Failure::at(step, None, e))?;
             if b + 1 < batches.len() {
@@ -801,7 +810,10 @@ impl<'e, S: Store> Run<'e, S> {
     }
 
     /// Runs the step's checks on `targets`; the batch fails if any check fails on any target.
-    async fn validate(&self, step: &Step, targets: &[u32], phase: &str) -> Result<(), Failure> {
+    /// `phase` is `validate` after a rollout batch, `verify` after a restore (checked against the
+    /// release each target went back to).
+    async fn validate(&self, index: usize, targets: &[u32], phase: &str) -> Result<(), Failure> {
+        let step = &self.plan().steps[index];
         self.fail_point("before_validate", None).await.map_err(|e| Failure::at(step, None, e))?;
         let now = now_millis();
         let intents = targets
@@ -821,10 +833,16 @@ impl<'e, S: Store> Run<'e, S> {
             .start_step_runs(intents, None)
             .await
             .map_err(|e| Failure::at(step, None, e.to_string()))?;
-        let results = futures::stream::iter(targets.iter().zip(ids).map(|(&t, id)| async move {
-            let outcome = self.check_target(step, t).await;
-            (t, id, outcome)
-        }))
+        let pairs: Vec<(u32, i64)> = targets.iter().copied().zip(ids).collect();
+        let results = futures::stream::iter(pairs)
+            .map(|(t, id)| async move {
+                let version = match phase {
+                    "verify" => self.previous.get(&(index, t)).cloned().flatten().unwrap_or_else(|| self.version.clone()),
+                    _ => self.version.clone(),
+                };
+                let outcome = self.check_target(step, t, &version).await;
+                (t, id, outcome)
+            })
         .buffer_unordered(self.engine.config.target_concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
@@ -862,11 +880,11 @@ impl<'e, S: Store> Run<'e, S> {
         failure.map_or(Ok(()), Err)
     }
 
-    async fn check_target(&self, step: &Step, t: u32) -> Result<String, String> {
+    async fn check_target(&self, step: &Step, t: u32, version: &str) -> Result<String, String> {
         let host = self.host(t)?.clone();
         let mut details = Vec::new();
         for check in &step.validate {
-            let ctx = self.ctx(t);
+            let ctx = self.ctx_at(t, version);
             let probe = match &check.kind {
                 CheckKind::Http { url, status, body_contains, latency_below } => Probe::Http {
                     url: ctx.render(url)?,
@@ -880,8 +898,16 @@ impl<'e, S: Store> Run<'e, S> {
                         Some(base) => format!("{base}/current"),
                         None => host.resolve("."),
                     };
+                    let mut ctx = ctx;
+                    let artifact = self.artifact_path(host.as_ref());
+                    ctx.artifact = artifact.as_deref();
                     Probe::Command {
-                        exec: self.exec_for(t, command, cwd, None, host.as_ref(), Some(check.deadline))?,
+                        exec: Exec {
+                            program: ctx.program(command)?,
+                            env: ctx.process_env(None),
+                            cwd,
+                            timeout: Some(check.deadline),
+                        },
                     }
                 }
             };
@@ -1116,10 +1142,14 @@ impl<'e, S: Store> Run<'e, S> {
                         continue;
                     }
                 };
-                let results = futures::stream::iter(batch.iter().zip(ids).map(|(&t, id)| {
-                    let unit = step_units.iter().find(|u| u.target == t).map(|u| (*u).clone());
-                    async move { (t, id, self.compensate_unit(step, index, t, unit).await) }
-                }))
+                let work: Vec<(u32, i64, Option<Unit>)> = batch
+                    .iter()
+                    .copied()
+                    .zip(ids)
+                    .map(|(t, id)| (t, id, step_units.iter().find(|u| u.target == t).map(|u| (*u).clone())))
+                    .collect();
+                let results = futures::stream::iter(work)
+                    .map(|(t, id, unit)| async move { (t, id, self.compensate_unit(step, index, t, unit).await) })
                 .buffer_unordered(self.engine.config.target_concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
@@ -1143,7 +1173,7 @@ impl<'e, S: Store> Run<'e, S> {
                 if step.release_dir.is_some() && !step.validate.is_empty() {
                     let restored: Vec<u32> = batch.iter().copied().filter(|&t| self.previous.get(&(index, t)).cloned().flatten().is_some()).collect();
                     if !restored.is_empty()
-                        && let Err(f) = self.validate(step, &restored, "verify").await
+                        && let Err(f) = self.validate(index, &restored, "verify").await
                     {
                         problems.push(format!("after rollback, {}", f.reason));
                     }

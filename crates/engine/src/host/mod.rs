@@ -2,6 +2,7 @@
 //! need, on one target; the engine never touches a target any other way.
 
 pub mod local;
+pub mod ssh;
 
 use std::time::Duration;
 

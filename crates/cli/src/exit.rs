@@ -2,12 +2,22 @@
 
 use std::process::ExitCode;
 
-/// Success.
+/// Success; for `deploy`, the deployment succeeded.
 pub const OK: u8 = 0;
 /// The input was understood but is wrong: an invalid plan, an unknown environment.
 pub const INVALID: u8 = 1;
 /// The input could not be read, or the command line was wrong.
 pub const UNREADABLE: u8 = 2;
+/// The deployment failed and every target was returned to the release it had.
+pub const ROLLED_BACK: u8 = 3;
+/// The deployment failed and could not be rolled back completely (or failed its preflight).
+pub const FAILED: u8 = 4;
+/// Refused before anything ran: the environment is busy, or a rule forbids it.
+pub const REFUSED: u8 = 5;
+/// The deployment was cancelled.
+pub const CANCELLED: u8 = 6;
+/// No such deployment.
+pub const NOT_FOUND_CODE: u8 = INVALID;
 
 /// An error that decides its own exit code.
 #[derive(Debug)]
@@ -39,5 +49,18 @@ pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// The exit code a deployment's final state maps to.
+pub fn for_state(state: slipway_core::lifecycle::DeploymentState) -> u8 {
+    use slipway_core::lifecycle::DeploymentState::*;
+    match state {
+        Succeeded => OK,
+        RolledBack => ROLLED_BACK,
+        Failed => FAILED,
+        Cancelled => CANCELLED,
+        Rejected => REFUSED,
+        AwaitingApproval | Scheduled | Queued | Running | RollingBack => OK,
     }
 }

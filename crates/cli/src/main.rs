@@ -1,14 +1,17 @@
 //! The `slipway` binary: parses the command line, runs a command, maps the outcome to an exit code.
 
 mod commands;
+mod context;
 mod exit;
 mod output;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::context::Global;
 use crate::output::Format;
 
 #[derive(Parser)]
@@ -21,6 +24,18 @@ struct Cli {
     /// Output format: human-readable text, or JSON for machines.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Human)]
     output: Format,
+
+    /// The record: an SQLite file (default: slipway.db in the data directory).
+    #[arg(long, global = true, env = "SLIPWAY_DATABASE")]
+    database: Option<String>,
+
+    /// Slipway's data directory: the default database and local targets live here.
+    #[arg(long, global = true, env = "SLIPWAY_HOME")]
+    home: Option<PathBuf>,
+
+    /// Who is acting (recorded with every decision); defaults to $SLIPWAY_USER, then $USER.
+    #[arg(long = "as", global = true, env = "SLIPWAY_USER")]
+    actor: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -48,6 +63,77 @@ enum Command {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Deploy a plan to an environment: preflight, batches, validation, automatic rollback.
+    Deploy {
+        plan: PathBuf,
+        #[arg(long, short = 'e')]
+        env: String,
+        /// Deploy this version instead of `release.version`.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Return an environment to an earlier release still kept on its targets.
+    Rollback {
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The release to return to (default: the one each target ran before).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// What is running, waiting or locked now; or one deployment in detail.
+    Status {
+        /// A deployment id.
+        id: Option<i64>,
+    },
+    /// Follow a deployment until it ends.
+    Watch { id: i64 },
+    /// Output of a deployment's step runs.
+    Logs {
+        id: i64,
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Past deployments, newest first.
+    History {
+        #[arg(long, short = 'e')]
+        env: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Which release every target runs, and which it keeps.
+    Inventory {
+        #[arg(long, short = 'e')]
+        env: Option<String>,
+    },
+    /// Stop a deployment; a running one rolls back.
+    Cancel { id: i64 },
+    /// Confirm a manual step (or a canary pause) of a running deployment.
+    Confirm { id: i64, step: String },
+    /// Finish deployments whose process died (every command does this first).
+    Resume,
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Deploy a small versioned service to three local targets: v1, v2, then a failing v3 that
+    /// rolls back by itself.
+    Demo {
+        /// Leave the demo services running when it ends.
+        #[arg(long)]
+        keep: bool,
+        /// Work in this directory instead of a new temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The small HTTP service the demo deploys.
+    #[command(hide = true, name = "demo-service")]
+    DemoService {
+        #[command(subcommand)]
+        command: commands::demo::ServiceCommand,
+    },
     /// Print the JSON Schema of the plan format, for editors.
     Schema,
     /// Write a commented starter plan that passes `slipway check`.
@@ -61,18 +147,66 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first event that does not match.
+    Verify,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let global = Global {
+        format: cli.output,
+        database: cli.database,
+        home: cli.home,
+        actor: cli.actor,
+    };
     let result = match cli.command {
-        Command::Check { plan } => commands::check::run(&plan, cli.output),
+        Command::Check { plan } => commands::check::run(&plan, global.format),
         Command::Plan {
             plan,
             env,
             at,
             version,
-        } => commands::plan::run(&plan, &env, &at, version, cli.output),
+        } => commands::plan::run(&plan, &env, &at, version, global.format),
         Command::Schema => commands::schema::run(),
         Command::Init { path, force } => commands::init::run(&path, force),
+        Command::DemoService { command } => commands::demo::service(command),
+        other => context::block_on(async move {
+            match other {
+                Command::Deploy { plan, env, version } => {
+                    commands::deploy::deploy(&global, &plan, &env, version).await
+                }
+                Command::Rollback { env, to } => {
+                    commands::deploy::rollback(&global, &env, to.as_deref()).await
+                }
+                Command::Status { id } => commands::record::status(&global, id).await,
+                Command::Watch { id } => commands::record::watch(&global, id).await,
+                Command::Logs { id, step, target } => {
+                    commands::record::logs(&global, id, step.as_deref(), target.as_deref()).await
+                }
+                Command::History { env, limit } => {
+                    commands::record::history(&global, env.as_deref(), limit).await
+                }
+                Command::Inventory { env } => {
+                    commands::record::inventory(&global, env.as_deref()).await
+                }
+                Command::Cancel { id } => commands::control::cancel(&global, id).await,
+                Command::Confirm { id, step } => {
+                    commands::control::confirm(&global, id, &step).await
+                }
+                Command::Resume => commands::control::resume(&global).await,
+                Command::Audit {
+                    command: AuditCommand::Verify,
+                } => commands::record::audit_verify(&global).await,
+                Command::Demo { keep, dir } => commands::demo::run(&global, keep, dir).await,
+                Command::Check { .. }
+                | Command::Plan { .. }
+                | Command::Schema
+                | Command::Init { .. }
+                | Command::DemoService { .. } => Ok(exit::OK),
+            }
+        }),
     };
     exit::finish(result)
 }

@@ -4,9 +4,9 @@
 
 pub mod calendar;
 pub mod dag;
-pub mod lifecycle;
 pub mod diag;
 pub mod duration;
+pub mod lifecycle;
 pub mod plan;
 pub mod policy;
 pub mod risk;

@@ -72,19 +72,22 @@ impl DeploymentState {
 
     /// Has the deployment (possibly) touched targets?
     pub fn is_active(self) -> bool {
-        matches!(self, DeploymentState::Running | DeploymentState::RollingBack)
+        matches!(
+            self,
+            DeploymentState::Running | DeploymentState::RollingBack
+        )
     }
 
     pub fn can_move_to(self, to: DeploymentState) -> bool {
         use DeploymentState::*;
-        match (self, to) {
-            (AwaitingApproval, Scheduled | Queued | Rejected | Cancelled) => true,
-            (Scheduled, Queued | Cancelled | AwaitingApproval) => true,
-            (Queued, Running | Cancelled | Failed | AwaitingApproval) => true,
-            (Running, Succeeded | RollingBack | Failed) => true,
-            (RollingBack, RolledBack | Failed | Cancelled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (AwaitingApproval, Scheduled | Queued | Rejected | Cancelled)
+                | (Scheduled, Queued | Cancelled | AwaitingApproval)
+                | (Queued, Running | Cancelled | Failed | AwaitingApproval)
+                | (Running, Succeeded | RollingBack | Failed)
+                | (RollingBack, RolledBack | Failed | Cancelled)
+        )
     }
 }
 
@@ -128,7 +131,10 @@ mod tests {
         for s in DeploymentState::ALL {
             assert_eq!(DeploymentState::parse(s.as_str()), Some(s));
             if s.is_final() {
-                assert!(DeploymentState::ALL.iter().all(|&to| !s.can_move_to(to)), "{s} moves on");
+                assert!(
+                    DeploymentState::ALL.iter().all(|&to| !s.can_move_to(to)),
+                    "{s} moves on"
+                );
             }
         }
     }

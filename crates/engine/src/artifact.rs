@@ -34,24 +34,49 @@ pub enum ArtifactError {
     #[error("artifact {path} cannot be read: {reason}")]
     Unreadable { path: String, reason: String },
     #[error("artifact {path} has SHA-256 {actual}, but the plan expects {expected}")]
-    Mismatch { path: String, expected: String, actual: String },
+    Mismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 /// Reads and verifies the artifact at `path` (relative paths are relative to `base`).
 pub fn prepare(base: &Path, path: &str, expected: Option<&str>) -> Result<Artifact, ArtifactError> {
-    let full = if Path::new(path).is_absolute() { PathBuf::from(path) } else { base.join(path) };
+    let full = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        base.join(path)
+    };
     let shown = full.display().to_string();
-    let unreadable = |e: std::io::Error| ArtifactError::Unreadable { path: shown.clone(), reason: e.to_string() };
+    let unreadable = |e: std::io::Error| ArtifactError::Unreadable {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
     let meta = std::fs::metadata(&full).map_err(unreadable)?;
     if !meta.is_file() {
-        return Err(ArtifactError::Unreadable { path: shown, reason: "not a regular file".into() });
+        return Err(ArtifactError::Unreadable {
+            path: shown,
+            reason: "not a regular file".into(),
+        });
     }
     let sha256 = sha256_file(&full).map_err(unreadable)?;
     if let Some(expected) = expected
         && !expected.eq_ignore_ascii_case(&sha256)
     {
-        return Err(ArtifactError::Mismatch { path: shown, expected: expected.to_string(), actual: sha256 });
+        return Err(ArtifactError::Mismatch {
+            path: shown,
+            expected: expected.to_string(),
+            actual: sha256,
+        });
     }
-    let file_name = full.file_name().map_or_else(|| "artifact".into(), |n| n.to_string_lossy().into_owned());
-    Ok(Artifact { path: full, file_name, size: meta.len(), sha256 })
+    let file_name = full
+        .file_name()
+        .map_or_else(|| "artifact".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Artifact {
+        path: full,
+        file_name,
+        size: meta.len(),
+        sha256,
+    })
 }

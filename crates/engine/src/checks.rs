@@ -44,13 +44,25 @@ pub struct CheckOutcome {
 }
 
 /// Tries `probe` every `interval` until it passes or `deadline` has passed.
-pub async fn run(probe: &Probe, interval: Duration, deadline: Duration, host: &dyn Host, http: &reqwest::Client) -> CheckOutcome {
+pub async fn run(
+    probe: &Probe,
+    interval: Duration,
+    deadline: Duration,
+    host: &dyn Host,
+    http: &reqwest::Client,
+) -> CheckOutcome {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let remaining = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(200));
-        let attempt = tokio::time::timeout(remaining.min(Duration::from_secs(30)), once(probe, host, http, remaining)).await;
+        let remaining = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(200));
+        let attempt = tokio::time::timeout(
+            remaining.min(Duration::from_secs(30)),
+            once(probe, host, http, remaining),
+        )
+        .await;
         let (passed, detail) = match attempt {
             Ok(Ok(detail)) => (true, detail),
             Ok(Err(detail)) => (false, detail),
@@ -68,7 +80,12 @@ pub async fn run(probe: &Probe, interval: Duration, deadline: Duration, host: &d
     }
 }
 
-async fn once(probe: &Probe, host: &dyn Host, http: &reqwest::Client, remaining: Duration) -> Result<String, String> {
+async fn once(
+    probe: &Probe,
+    host: &dyn Host,
+    http: &reqwest::Client,
+    remaining: Duration,
+) -> Result<String, String> {
     match probe {
         Probe::Http {
             url,
@@ -84,7 +101,10 @@ async fn once(probe: &Probe, host: &dyn Host, http: &reqwest::Client, remaining:
                 .await
                 .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
             let got = response.status().as_u16();
-            let body = response.text().await.map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+            let body = response
+                .text()
+                .await
+                .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
             let latency = started.elapsed();
             if got != *status {
                 return Err(format!("GET {url} answered {got}, expected {status}"));
@@ -97,16 +117,26 @@ async fn once(probe: &Probe, host: &dyn Host, http: &reqwest::Client, remaining:
             if let Some(limit) = latency_below
                 && latency >= *limit
             {
-                return Err(format!("GET {url} took {} ms, above the {} ms limit", latency.as_millis(), limit.as_millis()));
+                return Err(format!(
+                    "GET {url} took {} ms, above the {} ms limit",
+                    latency.as_millis(),
+                    limit.as_millis()
+                ));
             }
-            Ok(format!("GET {url} answered {got} in {} ms", latency.as_millis()))
+            Ok(format!(
+                "GET {url} answered {got} in {} ms",
+                latency.as_millis()
+            ))
         }
         Probe::Tcp { address } => {
             let started = Instant::now();
             tokio::net::TcpStream::connect(address.as_str())
                 .await
                 .map_err(|e| format!("connect {address}: {e}"))?;
-            Ok(format!("connected to {address} in {} ms", started.elapsed().as_millis()))
+            Ok(format!(
+                "connected to {address} in {} ms",
+                started.elapsed().as_millis()
+            ))
         }
         Probe::Command { exec } => {
             let outcome = host.exec(exec.clone()).await.map_err(|e| e.to_string())?;
@@ -114,7 +144,13 @@ async fn once(probe: &Probe, host: &dyn Host, http: &reqwest::Client, remaining:
                 Ok("command exited 0".into())
             } else {
                 let tail = String::from_utf8_lossy(&outcome.output);
-                let tail: String = tail.lines().last().unwrap_or("").chars().take(200).collect();
+                let tail: String = tail
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect();
                 Err(format!("command {}: {tail}", outcome.status.describe()))
             }
         }

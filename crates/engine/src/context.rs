@@ -65,7 +65,10 @@ impl TargetContext<'_> {
         env.push(("SLIPWAY_RELEASE".into(), release.name.value.clone()));
         env.push(("SLIPWAY_ENVIRONMENT".into(), self.environment.to_string()));
         env.push(("SLIPWAY_TARGET".into(), self.target.name.value.clone()));
-        env.push(("SLIPWAY_TARGET_ADDRESS".into(), self.target.address().to_string()));
+        env.push((
+            "SLIPWAY_TARGET_ADDRESS".into(),
+            self.target.address().to_string(),
+        ));
         env.push(("SLIPWAY_DEPLOYMENT".into(), self.deployment_id.to_string()));
         if let Some(c) = &release.change {
             env.push(("SLIPWAY_CHANGE".into(), c.value.clone()));
@@ -88,7 +91,10 @@ impl TargetContext<'_> {
         match &command.kind {
             CommandKind::Argv(parts) => parts
                 .iter()
-                .map(|t| t.render(self).map_err(|name| format!("no value for `{name}`")))
+                .map(|t| {
+                    t.render(self)
+                        .map_err(|name| format!("no value for `{name}`"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Program::Argv),
             CommandKind::Shell(t) => Ok(Program::Shell(t.render_shell())),
@@ -96,6 +102,8 @@ impl TargetContext<'_> {
     }
 
     pub fn render(&self, template: &Template) -> Result<String, String> {
-        template.render(self).map_err(|name| format!("no value for `{name}`"))
+        template
+            .render(self)
+            .map_err(|name| format!("no value for `{name}`"))
     }
 }

@@ -10,7 +10,10 @@ use serde_json::json;
 use slipway_core::LoadedPlan;
 use slipway_core::lifecycle::{DeploymentKind, DeploymentState};
 use slipway_core::plan::{Connection, Target};
-use slipway_store::{Confirmation, Deployment, DeploymentFilter, DeploymentId, Lock, LockOutcome, NewDeployment, NewEvent, Store, StoreError};
+use slipway_store::{
+    Confirmation, Deployment, DeploymentFilter, DeploymentId, Lock, LockOutcome, NewDeployment,
+    NewEvent, Store, StoreError,
+};
 
 use crate::failpoint::Failpoints;
 use crate::host::Host;
@@ -51,8 +54,14 @@ impl EngineConfig {
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("environment `{environment}` is busy: deployment #{deployment} holds its lock ({holder}); one deployment per environment at a time")]
-    Busy { environment: String, deployment: String, holder: String },
+    #[error(
+        "environment `{environment}` is busy: deployment #{deployment} holds its lock ({holder}); one deployment per environment at a time"
+    )]
+    Busy {
+        environment: String,
+        deployment: String,
+        holder: String,
+    },
     #[error("deployment #{0} does not exist")]
     NotFound(DeploymentId),
     #[error("{0}")]
@@ -90,7 +99,9 @@ impl Holder {
         if lock.host != self.host {
             return false;
         }
-        let Ok(pid) = i32::try_from(lock.pid) else { return true };
+        let Ok(pid) = i32::try_from(lock.pid) else {
+            return true;
+        };
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
             Ok(()) => false,
             Err(nix::errno::Errno::EPERM) => false,
@@ -130,7 +141,9 @@ pub struct LocalHosts {
 
 impl LocalHosts {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        LocalHosts { data_dir: data_dir.into() }
+        LocalHosts {
+            data_dir: data_dir.into(),
+        }
     }
 
     /// A local target's directory: its `root` (relative roots under the data directory), or
@@ -139,7 +152,10 @@ impl LocalHosts {
         match &target.root {
             Some(r) if Path::new(&r.value).is_absolute() => PathBuf::from(&r.value),
             Some(r) => data_dir.join(&r.value),
-            None => data_dir.join("targets").join(environment).join(&target.name.value),
+            None => data_dir
+                .join("targets")
+                .join(environment)
+                .join(&target.name.value),
         }
     }
 }
@@ -151,8 +167,14 @@ impl HostFactory for LocalHosts {
                 target.name.value.clone(),
                 Self::root_of(&self.data_dir, environment, target),
             ))),
-            Connection::Ssh(a) => Err(format!("target {} is reached over SSH ({}@{}), which this engine was not set up for", target.name.value, a.user, a.host)),
-            Connection::Agent { name } => Err(format!("target {} is reached by the agent `{name}`, which needs `slipway serve`", target.name.value)),
+            Connection::Ssh(a) => Err(format!(
+                "target {} is reached over SSH ({}@{}), which this engine was not set up for",
+                target.name.value, a.user, a.host
+            )),
+            Connection::Agent { name } => Err(format!(
+                "target {} is reached by the agent `{name}`, which needs `slipway serve`",
+                target.name.value
+            )),
         }
     }
 }
@@ -197,13 +219,15 @@ impl<S: Store> Engine<S> {
     /// Records a new deployment, queued to run.
     pub async fn create(&self, request: &DeployRequest) -> EngineResult<Deployment> {
         let plan = &request.plan;
-        slipway_core::rollout::environment(&plan.plan, &request.environment).map_err(|e| EngineError::Refused(e.to_string()))?;
+        slipway_core::rollout::environment(&plan.plan, &request.environment)
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
         let version = request
             .version
             .clone()
             .or_else(|| plan.plan.release.version.as_ref().map(|v| v.value.clone()));
         let now = now_millis();
-        let plan_file = std::fs::canonicalize(&request.plan_file).unwrap_or_else(|_| request.plan_file.clone());
+        let plan_file =
+            std::fs::canonicalize(&request.plan_file).unwrap_or_else(|_| request.plan_file.clone());
         let d = self
             .store
             .create_deployment(
@@ -265,16 +289,28 @@ impl<S: Store> Engine<S> {
     /// Takes the environment lock for a new run of `deployment`, or says who holds it. A lock left
     /// by a finished deployment is free; one whose deployment is unfinished is not, even if its
     /// holder died, until that deployment has been recovered.
-    pub(crate) async fn lock(&self, environment: &str, deployment: DeploymentId) -> EngineResult<Lease> {
+    pub(crate) async fn lock(
+        &self,
+        environment: &str,
+        deployment: DeploymentId,
+    ) -> EngineResult<Lease> {
         let lock = self.lock_request(environment, deployment);
         let holder = lock.holder.clone();
-        let held = self.store.locks().await?.into_iter().find(|l| l.environment == environment);
+        let held = self
+            .store
+            .locks()
+            .await?
+            .into_iter()
+            .find(|l| l.environment == environment);
         if let Some(held) = held {
             let owner = match held.deployment_id {
                 Some(id) => self.store.deployment(id).await?,
                 None => None,
             };
-            if owner.as_ref().is_some_and(|d| !d.state.is_final() && d.id != deployment) {
+            if owner
+                .as_ref()
+                .is_some_and(|d| !d.state.is_final() && d.id != deployment)
+            {
                 let interrupted = self.holder.is_dead(&held) || held.expires_at < now_millis();
                 return Err(self.busy(&held, interrupted));
             }
@@ -284,20 +320,43 @@ impl<S: Store> Engine<S> {
         } else if let LockOutcome::Held(held) = self.store.try_lock(lock, now_millis()).await? {
             return Err(self.busy(&held, false));
         }
-        Ok(Lease::start(self.store.clone(), environment.to_string(), holder, self.config.lease))
+        Ok(Lease::start(
+            self.store.clone(),
+            environment.to_string(),
+            holder,
+            self.config.lease,
+        ))
     }
 
     /// Takes the lock of an interrupted deployment whose holder is dead or whose lease ran out.
-    pub(crate) async fn lock_for_recovery(&self, environment: &str, deployment: DeploymentId) -> EngineResult<Option<Lease>> {
+    pub(crate) async fn lock_for_recovery(
+        &self,
+        environment: &str,
+        deployment: DeploymentId,
+    ) -> EngineResult<Option<Lease>> {
         let lock = self.lock_request(environment, deployment);
         let holder = lock.holder.clone();
-        let held = self.store.locks().await?.into_iter().find(|l| l.environment == environment);
+        let held = self
+            .store
+            .locks()
+            .await?
+            .into_iter()
+            .find(|l| l.environment == environment);
         let taken = match held {
-            None => matches!(self.store.try_lock(lock, now_millis()).await?, LockOutcome::Acquired),
-            Some(h) if self.holder.is_dead(&h) || h.expires_at < now_millis() || h.deployment_id != Some(deployment) => {
+            None => matches!(
+                self.store.try_lock(lock, now_millis()).await?,
+                LockOutcome::Acquired
+            ),
+            Some(h)
+                if self.holder.is_dead(&h)
+                    || h.expires_at < now_millis()
+                    || h.deployment_id != Some(deployment) =>
+            {
                 // A lock held for another deployment while this one is unfinished can only be a
                 // leftover; the live holder of this deployment would hold it itself.
-                let other_live = h.deployment_id != Some(deployment) && !self.holder.is_dead(&h) && h.expires_at >= now_millis();
+                let other_live = h.deployment_id != Some(deployment)
+                    && !self.holder.is_dead(&h)
+                    && h.expires_at >= now_millis();
                 if other_live {
                     false
                 } else {
@@ -306,14 +365,33 @@ impl<S: Store> Engine<S> {
             }
             Some(_) => false,
         };
-        Ok(taken.then(|| Lease::start(self.store.clone(), environment.to_string(), holder, self.config.lease)))
+        Ok(taken.then(|| {
+            Lease::start(
+                self.store.clone(),
+                environment.to_string(),
+                holder,
+                self.config.lease,
+            )
+        }))
     }
 
     /// Runs a queued deployment to its end, holding the environment lock throughout.
-    pub async fn run(&self, id: DeploymentId, secrets: Secrets, observer: &dyn Observer) -> EngineResult<Deployment> {
-        let d = self.store.deployment(id).await?.ok_or(EngineError::NotFound(id))?;
+    pub async fn run(
+        &self,
+        id: DeploymentId,
+        secrets: Secrets,
+        observer: &dyn Observer,
+    ) -> EngineResult<Deployment> {
+        let d = self
+            .store
+            .deployment(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
         if d.state != DeploymentState::Queued {
-            return Err(EngineError::Refused(format!("deployment #{id} is {}, not queued", d.state)));
+            return Err(EngineError::Refused(format!(
+                "deployment #{id} is {}, not queued",
+                d.state
+            )));
         }
         let lease = self.lock(&d.environment, id).await?;
         let result = crate::run::Run::prepare(self, d, secrets, observer, lease.lost.clone())
@@ -322,51 +400,115 @@ impl<S: Store> Engine<S> {
             .await;
         lease.release().await;
         result?;
-        self.store.deployment(id).await?.ok_or(EngineError::NotFound(id))
+        self.store
+            .deployment(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))
     }
 
     /// Creates and runs a deployment.
-    pub async fn deploy(&self, request: &DeployRequest, secrets: Secrets, observer: &dyn Observer) -> EngineResult<Deployment> {
+    pub async fn deploy(
+        &self,
+        request: &DeployRequest,
+        secrets: Secrets,
+        observer: &dyn Observer,
+    ) -> EngineResult<Deployment> {
         let d = self.create(request).await?;
         self.run(d.id, secrets, observer).await
     }
 
     /// Asks a running deployment to stop and roll back; a queued one is cancelled at once.
     pub async fn cancel(&self, id: DeploymentId, actor: &str) -> EngineResult<Deployment> {
-        let d = self.store.deployment(id).await?.ok_or(EngineError::NotFound(id))?;
+        let d = self
+            .store
+            .deployment(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
         if d.state.is_final() {
-            return Err(EngineError::Refused(format!("deployment #{id} already ended ({})", d.state)));
+            return Err(EngineError::Refused(format!(
+                "deployment #{id} already ended ({})",
+                d.state
+            )));
         }
         let now = now_millis();
-        if matches!(d.state, DeploymentState::Queued | DeploymentState::Scheduled | DeploymentState::AwaitingApproval) {
+        if matches!(
+            d.state,
+            DeploymentState::Queued
+                | DeploymentState::Scheduled
+                | DeploymentState::AwaitingApproval
+        ) {
             self.store
                 .transition(
                     id,
                     &[d.state],
                     DeploymentState::Cancelled,
-                    slipway_store::StatePatch { finished_at: Some(now), summary: Some(json!({"reason": format!("cancelled by {actor} before it started")})), ..Default::default() },
+                    slipway_store::StatePatch {
+                        finished_at: Some(now),
+                        summary: Some(
+                            json!({"reason": format!("cancelled by {actor} before it started")}),
+                        ),
+                        ..Default::default()
+                    },
                     NewEvent::new(id, now, "cancelled", actor, json!({"before_start": true})),
                 )
                 .await?;
         } else {
             self.store
-                .request_cancel(id, NewEvent::new(id, now, "cancel_requested", actor, json!({})))
+                .request_cancel(
+                    id,
+                    NewEvent::new(id, now, "cancel_requested", actor, json!({})),
+                )
                 .await?;
         }
-        self.store.deployment(id).await?.ok_or(EngineError::NotFound(id))
+        self.store
+            .deployment(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))
+    }
+
+    /// Ends a deployment that never started (its run was refused), with the reason.
+    pub async fn abandon(&self, id: DeploymentId, reason: &str) -> EngineResult<()> {
+        let now = now_millis();
+        let summary = json!({"outcome": "cancelled", "reason": reason});
+        self.store
+            .transition(
+                id,
+                &[DeploymentState::Queued],
+                DeploymentState::Cancelled,
+                slipway_store::StatePatch {
+                    finished_at: Some(now),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
+                NewEvent::new(id, now, "deployment_refused", "slipway", summary),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Confirms a manual step (or a canary pause) of a running deployment.
     pub async fn confirm(&self, id: DeploymentId, step: &str, actor: &str) -> EngineResult<bool> {
-        let d = self.store.deployment(id).await?.ok_or(EngineError::NotFound(id))?;
+        let d = self
+            .store
+            .deployment(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
         if d.state.is_final() {
-            return Err(EngineError::Refused(format!("deployment #{id} already ended ({})", d.state)));
+            return Err(EngineError::Refused(format!(
+                "deployment #{id} already ended ({})",
+                d.state
+            )));
         }
         let now = now_millis();
         Ok(self
             .store
             .confirm_step(
-                Confirmation { deployment_id: id, step_id: step.to_string(), actor: actor.to_string(), at: now },
+                Confirmation {
+                    deployment_id: id,
+                    step_id: step.to_string(),
+                    actor: actor.to_string(),
+                    at: now,
+                },
                 NewEvent::new(id, now, "step_confirmed", actor, json!({"step": step})),
             )
             .await?)
@@ -377,7 +519,11 @@ impl<S: Store> Engine<S> {
         Ok(self
             .store
             .deployments(DeploymentFilter {
-                states: vec![DeploymentState::Queued, DeploymentState::Running, DeploymentState::RollingBack],
+                states: vec![
+                    DeploymentState::Queued,
+                    DeploymentState::Running,
+                    DeploymentState::RollingBack,
+                ],
                 ..Default::default()
             })
             .await?)
@@ -396,9 +542,19 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    fn start<S: Store>(store: Arc<S>, environment: String, holder: String, lease: Duration) -> Lease {
+    fn start<S: Store>(
+        store: Arc<S>,
+        environment: String,
+        holder: String,
+        lease: Duration,
+    ) -> Lease {
         let lost = Arc::new(AtomicBool::new(false));
-        let (s, env, h, flag) = (store.clone(), environment.clone(), holder.clone(), lost.clone());
+        let (s, env, h, flag) = (
+            store.clone(),
+            environment.clone(),
+            holder.clone(),
+            lost.clone(),
+        );
         let heartbeat = tokio::spawn(async move {
             let every = (lease / 3).max(Duration::from_millis(100));
             loop {

@@ -34,13 +34,17 @@ pub const POINTS: &[&str] = &[
 
 impl Failpoints {
     pub fn from_env() -> Failpoints {
-        std::env::var("SLIPWAY_FAILPOINTS").map(|s| Failpoints::parse(&s)).unwrap_or_default()
+        std::env::var("SLIPWAY_FAILPOINTS")
+            .map(|s| Failpoints::parse(&s))
+            .unwrap_or_default()
     }
 
     pub fn parse(spec: &str) -> Failpoints {
         let mut armed = Vec::new();
         for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((point, action)) = item.split_once('=') else { continue };
+            let Some((point, action)) = item.split_once('=') else {
+                continue;
+            };
             let (name, target) = match point.split_once('@') {
                 Some((n, t)) => (n.to_string(), Some(t.to_string())),
                 None => (point.to_string(), None),
@@ -48,7 +52,11 @@ impl Failpoints {
             let action = match action.trim() {
                 "abort" => Action::Abort,
                 "error" => Action::Error,
-                other => match other.strip_prefix("sleep(").and_then(|r| r.strip_suffix(')')).and_then(|ms| ms.parse().ok()) {
+                other => match other
+                    .strip_prefix("sleep(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .and_then(|ms| ms.parse().ok())
+                {
                     Some(ms) => Action::Sleep(ms),
                     None => continue,
                 },

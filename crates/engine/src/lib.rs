@@ -13,7 +13,10 @@ mod recover;
 mod run;
 pub mod secrets;
 
-pub use engine::{DeployRequest, Engine, EngineConfig, EngineError, EngineResult, Holder, HostFactory, LocalHosts, now_millis};
+pub use engine::{
+    DeployRequest, Engine, EngineConfig, EngineError, EngineResult, Holder, HostFactory,
+    LocalHosts, now_millis,
+};
 pub use failpoint::Failpoints;
 pub use progress::{Observer, Progress, Silent};
 pub use secrets::{Masker, Secrets};

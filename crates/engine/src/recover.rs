@@ -20,7 +20,10 @@ impl<S: Store> Engine<S> {
         let Ok(loaded) = slipway_core::load(&d.plan_file, d.plan_source.as_bytes()) else {
             return Secrets::default();
         };
-        let base = Path::new(&d.plan_file).parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = Path::new(&d.plan_file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         Secrets::resolve(&loaded.plan, &base, &|v| std::env::var(v).ok()).unwrap_or_else(|_| {
             let pairs = loaded
                 .plan
@@ -39,23 +42,33 @@ impl<S: Store> Engine<S> {
         for d in self.unfinished().await? {
             match d.state {
                 DeploymentState::Running | DeploymentState::RollingBack => {
-                    let Some(lease) = self.lock_for_recovery(&d.environment, d.id).await? else { continue };
+                    let Some(lease) = self.lock_for_recovery(&d.environment, d.id).await? else {
+                        continue;
+                    };
                     let secrets = self.secrets_for(&d);
                     let id = d.id;
-                    let result = match Run::prepare(self, d, secrets, observer, lease.lost.clone()).await {
-                        Ok(run) => run.recover().await,
-                        Err(e) => Err(e),
-                    };
+                    let result =
+                        match Run::prepare(self, d, secrets, observer, lease.lost.clone()).await {
+                            Ok(run) => run.recover().await,
+                            Err(e) => Err(e),
+                        };
                     lease.release().await;
                     result?;
                     if let Some(d) = self.store.deployment(id).await? {
                         finished.push(d);
                     }
                 }
-                DeploymentState::Queued if d.params.get("origin").and_then(|o| o.as_str()) == Some("cli") => {
+                DeploymentState::Queued
+                    if d.params.get("origin").and_then(|o| o.as_str()) == Some("cli") =>
+                {
                     // Created by a command line that died before it took the lock.
                     let stale = d.created_at + lease_millis(self.config.lease) < now_millis();
-                    let locked = self.store.locks().await?.iter().any(|l| l.deployment_id == Some(d.id));
+                    let locked = self
+                        .store
+                        .locks()
+                        .await?
+                        .iter()
+                        .any(|l| l.deployment_id == Some(d.id));
                     if stale && !locked {
                         let summary = json!({"outcome": "cancelled", "reason": "interrupted before it started; nothing changed"});
                         self.store
@@ -63,8 +76,18 @@ impl<S: Store> Engine<S> {
                                 d.id,
                                 &[DeploymentState::Queued],
                                 DeploymentState::Cancelled,
-                                StatePatch { finished_at: Some(now_millis()), summary: Some(summary.clone()), ..Default::default() },
-                                NewEvent::new(d.id, now_millis(), "deployment_cancelled", "slipway", summary),
+                                StatePatch {
+                                    finished_at: Some(now_millis()),
+                                    summary: Some(summary.clone()),
+                                    ..Default::default()
+                                },
+                                NewEvent::new(
+                                    d.id,
+                                    now_millis(),
+                                    "deployment_cancelled",
+                                    "slipway",
+                                    summary,
+                                ),
                             )
                             .await?;
                         if let Some(d) = self.store.deployment(d.id).await? {
@@ -81,24 +104,44 @@ impl<S: Store> Engine<S> {
     /// Returns `environment` to an earlier release still kept on its targets: `to`, or the release
     /// each target ran before the current one. Refused before any target is touched when that
     /// release is gone from any target.
-    pub async fn rollback(&self, environment: &str, to: Option<&str>, requester: &str, observer: &dyn Observer) -> EngineResult<Deployment> {
+    pub async fn rollback(
+        &self,
+        environment: &str,
+        to: Option<&str>,
+        requester: &str,
+        observer: &dyn Observer,
+    ) -> EngineResult<Deployment> {
         let inventory = self.store.inventory(Some(environment)).await?;
         let refuse = |msg: String| async move {
             let _ = self
                 .store
-                .append_events(vec![NewEvent::new(None, now_millis(), "rollback_refused", requester, json!({"environment": environment, "reason": msg}))])
+                .append_events(vec![NewEvent::new(
+                    None,
+                    now_millis(),
+                    "rollback_refused",
+                    requester,
+                    json!({"environment": environment, "reason": msg}),
+                )])
                 .await;
             EngineError::Refused(msg)
         };
         let Some(source_id) = inventory.iter().filter_map(|r| r.deployment_id).max() else {
             return Err(refuse(format!("nothing has been deployed to `{environment}` yet")).await);
         };
-        let source = self.store.deployment(source_id).await?.ok_or(EngineError::NotFound(source_id))?;
-        let current: BTreeSet<String> = inventory.iter().filter_map(|r| r.current.clone()).collect();
+        let source = self
+            .store
+            .deployment(source_id)
+            .await?
+            .ok_or(EngineError::NotFound(source_id))?;
+        let current: BTreeSet<String> =
+            inventory.iter().filter_map(|r| r.current.clone()).collect();
         let to = match to {
             Some(v) => v.to_string(),
             None => {
-                let previous: BTreeSet<String> = inventory.iter().filter_map(|r| r.previous.clone()).collect();
+                let previous: BTreeSet<String> = inventory
+                    .iter()
+                    .filter_map(|r| r.previous.clone())
+                    .collect();
                 match previous.len() {
                     1 => previous.into_iter().next().unwrap_or_default(),
                     0 => return Err(refuse(format!("`{environment}` has no earlier release to return to")).await),
@@ -109,12 +152,16 @@ impl<S: Store> Engine<S> {
         if current.len() == 1 && current.contains(&to) {
             return Err(refuse(format!("`{environment}` already runs {to}")).await);
         }
-        let loaded = slipway_core::load(&source.plan_file, source.plan_source.as_bytes()).map_err(|e| EngineError::BadSnapshot(source.id, e.to_string()))?;
-        let env = slipway_core::rollout::environment(&loaded.plan, environment).map_err(|e| EngineError::Refused(e.to_string()))?;
+        let loaded = slipway_core::load(&source.plan_file, source.plan_source.as_bytes())
+            .map_err(|e| EngineError::BadSnapshot(source.id, e.to_string()))?;
+        let env = slipway_core::rollout::environment(&loaded.plan, environment)
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
         // Preflight: the release to return to must still be kept on every target that has it.
         let mut missing = Vec::new();
         for record in &inventory {
-            let Some(target) = env.targets.iter().find(|t| t.name.value == record.target) else { continue };
+            let Some(target) = env.targets.iter().find(|t| t.name.value == record.target) else {
+                continue;
+            };
             let host: std::sync::Arc<dyn Host> = match self.hosts.open(environment, target) {
                 Ok(h) => h,
                 Err(e) => {
@@ -123,7 +170,9 @@ impl<S: Store> Engine<S> {
                 }
             };
             for step in loaded.plan.steps.iter().filter(|s| s.release_dir.is_some()) {
-                let Some(rd) = &step.release_dir else { continue };
+                let Some(rd) = &step.release_dir else {
+                    continue;
+                };
                 let dir = format!("{}/releases/{to}", host.resolve(&rd.path.value));
                 if host.connect().await.is_err() || !host.exists(&dir).await.unwrap_or(false) {
                     missing.push(format!("{}: {dir} is not kept", record.target));
@@ -131,7 +180,11 @@ impl<S: Store> Engine<S> {
             }
         }
         if !missing.is_empty() {
-            return Err(refuse(format!("cannot return `{environment}` to {to}, nothing was changed: {}", missing.join("; "))).await);
+            return Err(refuse(format!(
+                "cannot return `{environment}` to {to}, nothing was changed: {}",
+                missing.join("; ")
+            ))
+            .await);
         }
         let now = now_millis();
         let from = current.into_iter().collect::<Vec<_>>().join(",");
@@ -158,12 +211,16 @@ impl<S: Store> Engine<S> {
             .await?;
         let lease = self.lock(environment, d.id).await?;
         let secrets = self.secrets_for(&d);
-        let result = match Run::prepare(self, d.clone(), secrets, observer, lease.lost.clone()).await {
-            Ok(run) => run.roll_back_to(&to).await,
-            Err(e) => Err(e),
-        };
+        let result =
+            match Run::prepare(self, d.clone(), secrets, observer, lease.lost.clone()).await {
+                Ok(run) => run.roll_back_to(&to).await,
+                Err(e) => Err(e),
+            };
         lease.release().await;
         result?;
-        self.store.deployment(d.id).await?.ok_or(EngineError::NotFound(d.id))
+        self.store
+            .deployment(d.id)
+            .await?
+            .ok_or(EngineError::NotFound(d.id))
     }
 }

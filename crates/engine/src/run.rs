@@ -16,7 +16,9 @@ use slipway_core::LoadedPlan;
 use slipway_core::lifecycle::{DeploymentKind, DeploymentState};
 use slipway_core::plan::{CheckKind, Environment, Pause, Plan, Step, Target};
 use slipway_core::rollout::{Rollout, plan_rollout};
-use slipway_store::{Deployment, NewEvent, NewStepRun, StatePatch, StepRunResult, Store, TargetRelease};
+use slipway_store::{
+    Deployment, NewEvent, NewStepRun, StatePatch, StepRunResult, Store, TargetRelease,
+};
 
 use crate::artifact::{self, Artifact};
 use crate::checks::{self, Probe};
@@ -105,12 +107,23 @@ impl<'e, S: Store> Run<'e, S> {
         let version = d
             .version
             .clone()
-            .or_else(|| loaded.plan.release.version.as_ref().map(|v| v.value.clone()))
+            .or_else(|| {
+                loaded
+                    .plan
+                    .release
+                    .version
+                    .as_ref()
+                    .map(|v| v.value.clone())
+            })
             .unwrap_or_default();
         let masker = secrets.masker();
         let env = &loaded.plan.environments[&d.environment];
         let mut hosts = HashMap::new();
-        let mut touched: Vec<u32> = rollout.steps.iter().flat_map(|s| s.targets.iter().copied()).collect();
+        let mut touched: Vec<u32> = rollout
+            .steps
+            .iter()
+            .flat_map(|s| s.targets.iter().copied())
+            .collect();
         touched.sort_unstable();
         touched.dedup();
         for t in touched {
@@ -202,7 +215,10 @@ impl<'e, S: Store> Run<'e, S> {
     }
 
     async fn record(&self, kind: &str, data: Value) -> EngineResult<()> {
-        self.engine.store.append_events(vec![self.event(kind, data)]).await?;
+        self.engine
+            .store
+            .append_events(vec![self.event(kind, data)])
+            .await?;
         Ok(())
     }
 
@@ -240,14 +256,20 @@ impl<'e, S: Store> Run<'e, S> {
     }
 
     fn release_base(&self, step: &Step, host: &dyn Host) -> Option<String> {
-        step.release_dir.as_ref().map(|rd| host.resolve(&rd.path.value))
+        step.release_dir
+            .as_ref()
+            .map(|rd| host.resolve(&rd.path.value))
     }
 
     // ----- the rollout ------------------------------------------------------------------------
 
     pub(crate) async fn forward(mut self) -> EngineResult<()> {
         let now = now_millis();
-        let targets: Vec<String> = self.touched().iter().map(|&t| self.target(t).name.value.clone()).collect();
+        let targets: Vec<String> = self
+            .touched()
+            .iter()
+            .map(|&t| self.target(t).name.value.clone())
+            .collect();
         let moved = self
             .engine
             .store
@@ -263,7 +285,10 @@ impl<'e, S: Store> Run<'e, S> {
             )
             .await?;
         if !moved {
-            return Err(EngineError::Refused(format!("deployment #{} was started by someone else", self.d.id)));
+            return Err(EngineError::Refused(format!(
+                "deployment #{} was started by someone else",
+                self.d.id
+            )));
         }
         if let Err(e) = self.fail_point("after_create", None).await {
             return self.fail_untouched(vec![e]).await;
@@ -316,7 +341,10 @@ impl<'e, S: Store> Run<'e, S> {
         let mut problems = Vec::new();
         let plan = self.plan();
         if let Some(a) = &plan.artifact {
-            let base = Path::new(&self.d.plan_file).parent().map(Path::to_path_buf).unwrap_or_default();
+            let base = Path::new(&self.d.plan_file)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let ctx = TargetContext {
                 plan,
                 environment: &self.d.environment,
@@ -328,7 +356,11 @@ impl<'e, S: Store> Run<'e, S> {
             };
             match ctx.render(&a.path) {
                 Err(e) => problems.push(format!("artifact path: {e}")),
-                Ok(path) => match artifact::prepare(&base, &path, a.sha256.as_ref().map(|s| s.value.as_str())) {
+                Ok(path) => match artifact::prepare(
+                    &base,
+                    &path,
+                    a.sha256.as_ref().map(|s| s.value.as_str()),
+                ) {
                     Ok(art) => self.artifact = Some(art),
                     Err(e) => problems.push(e.to_string()),
                 },
@@ -336,9 +368,18 @@ impl<'e, S: Store> Run<'e, S> {
         }
         let needed = self.artifact.as_ref().map_or(0, |a| a.size) * 2 + 1024 * 1024;
         let touched = self.touched();
-        let all: Vec<u32> = self.rollout.steps.iter().flat_map(|s| s.targets.iter().copied()).collect();
+        let all: Vec<u32> = self
+            .rollout
+            .steps
+            .iter()
+            .flat_map(|s| s.targets.iter().copied())
+            .collect();
         for t in &all {
-            if !self.hosts.contains_key(t) && !problems.iter().any(|p| p.contains(&self.target(*t).name.value)) {
+            if !self.hosts.contains_key(t)
+                && !problems
+                    .iter()
+                    .any(|p| p.contains(&self.target(*t).name.value))
+            {
                 problems.push(self.host(*t).err().unwrap_or_default());
             }
         }
@@ -369,22 +410,34 @@ impl<'e, S: Store> Run<'e, S> {
         }
         self.previous = previous;
         let data = json!({"previous": record, "artifact": self.artifact.as_ref().map(|a| json!({"file": a.file_name, "sha256": a.sha256, "size": a.size}))});
-        self.record("preflight_passed", data).await.map_err(|e| vec![e.to_string()])?;
+        self.record("preflight_passed", data)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
         Ok(())
     }
 
     /// One target's preflight: reachable, writable, room for the release, and the release a
     /// rollback would return to still kept. Returns the current release per release-dir step.
-    async fn preflight_target(&self, t: u32, needed: u64) -> Result<(u32, Vec<(usize, Option<String>)>), Vec<String>> {
+    async fn preflight_target(
+        &self,
+        t: u32,
+        needed: u64,
+    ) -> Result<(u32, Vec<(usize, Option<String>)>), Vec<String>> {
         let name = &self.target(t).name.value;
         let host = self.host(t).map_err(|e| vec![e])?;
-        host.connect().await.map_err(|e| vec![format!("{name}: {e}")])?;
+        host.connect()
+            .await
+            .map_err(|e| vec![format!("{name}: {e}")])?;
         let mut problems = Vec::new();
         if let Err(e) = host.check_writable(".").await {
             problems.push(format!("{name}: its directory is not writable: {e}"));
         }
         match host.free_bytes(".").await {
-            Ok(free) if free < needed => problems.push(format!("{name}: only {} MiB free, the release needs {} MiB", free >> 20, needed.div_ceil(1 << 20))),
+            Ok(free) if free < needed => problems.push(format!(
+                "{name}: only {} MiB free, the release needs {} MiB",
+                free >> 20,
+                needed.div_ceil(1 << 20)
+            )),
             Ok(_) => {}
             Err(e) => problems.push(format!("{name}: cannot read free disk space: {e}")),
         }
@@ -394,7 +447,9 @@ impl<'e, S: Store> Run<'e, S> {
             if !sr.targets.contains(&t) {
                 continue;
             }
-            let Some(base) = self.release_base(step, host.as_ref()) else { continue };
+            let Some(base) = self.release_base(step, host.as_ref()) else {
+                continue;
+            };
             let current = match host.read_link(&format!("{base}/current")).await {
                 Ok(link) => link.and_then(|l| l.rsplit('/').next().map(str::to_string)),
                 Err(e) => {
@@ -411,23 +466,40 @@ impl<'e, S: Store> Run<'e, S> {
             }
             previous.push((sr.step, current));
         }
-        if problems.is_empty() { Ok((t, previous)) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok((t, previous))
+        } else {
+            Err(problems)
+        }
     }
 
     /// Copies the verified artifact to every target.
     async fn stage_artifact(&self) -> Result<(), Failure> {
-        let Some(art) = &self.artifact else { return Ok(()) };
-        self.stage(format!("copying {} ({} bytes, sha256 {}) to {} target(s)", art.file_name, art.size, &art.sha256[..12], self.hosts.len()));
+        let Some(art) = &self.artifact else {
+            return Ok(());
+        };
+        self.stage(format!(
+            "copying {} ({} bytes, sha256 {}) to {} target(s)",
+            art.file_name,
+            art.size,
+            &art.sha256[..12],
+            self.hosts.len()
+        ));
         let results = futures::stream::iter(self.touched().into_iter().map(|t| async move {
             let host = self.host(t).map_err(|e| (t, e))?;
             let dest = self.artifact_path(host.as_ref()).unwrap_or_default();
             if host.sha256(&dest).await.ok().flatten().as_deref() == Some(art.sha256.as_str()) {
                 return Ok(());
             }
-            host.upload(&art.path, &dest).await.map_err(|e| (t, e.to_string()))?;
+            host.upload(&art.path, &dest)
+                .await
+                .map_err(|e| (t, e.to_string()))?;
             match host.sha256(&dest).await {
                 Ok(Some(sum)) if sum == art.sha256 => Ok(()),
-                Ok(other) => Err((t, format!("the copy has SHA-256 {other:?}, not {}", art.sha256))),
+                Ok(other) => Err((
+                    t,
+                    format!("the copy has SHA-256 {other:?}, not {}", art.sha256),
+                )),
                 Err(e) => Err((t, e.to_string())),
             }
         }))
@@ -465,7 +537,9 @@ impl<'e, S: Store> Run<'e, S> {
         let step = &self.plan().steps[index];
         let sr = &self.rollout.steps[index];
         if let Some(instruction) = &step.manual {
-            return self.wait_for_confirmation(step, &step.id.value, &instruction.value).await;
+            return self
+                .wait_for_confirmation(step, &step.id.value, &instruction.value)
+                .await;
         }
         let batches: Vec<std::ops::Range<usize>> = sr.batches.ranges().collect();
         self.emit(Progress::StepStarted {
@@ -476,7 +550,10 @@ impl<'e, S: Store> Run<'e, S> {
         for (b, range) in batches.iter().enumerate() {
             self.check_stop().await?;
             let targets: Vec<u32> = sr.targets[range.clone()].to_vec();
-            let names: Vec<String> = targets.iter().map(|&t| self.target(t).name.value.clone()).collect();
+            let names: Vec<String> = targets
+                .iter()
+                .map(|&t| self.target(t).name.value.clone())
+                .collect();
             self.emit(Progress::BatchStarted {
                 step: step.id.value.clone(),
                 batch: b + 1,
@@ -534,31 +611,53 @@ impl<'e, S: Store> Run<'e, S> {
                 .await
                 .map_err(|e| Failure::at(step, None, e.to_string()))?;
             if let Some(f) = failure {
-                self.emit(Progress::StepFinished { step: step.id.value.clone(), ok: false });
+                self.emit(Progress::StepFinished {
+                    step: step.id.value.clone(),
+                    ok: false,
+                });
                 return Err(f);
             }
             if !step.validate.is_empty() {
                 self.validate(index, &targets, "validate").await?;
             }
-            self.fail_point("after_batch", None).await.map_err(|e| Failure::at(step, None, e))?;
+            self.fail_point("after_batch", None)
+                .await
+                .map_err(|e| Failure::at(step, None, e))?;
             if b + 1 < batches.len() {
                 match sr.batches.pause {
                     Some(Pause::For(d)) => {
                         self.emit(Progress::Waiting {
                             step: step.id.value.clone(),
-                            message: format!("canary stage {} of {} done; pausing {} s", b + 1, batches.len(), d.as_secs()),
+                            message: format!(
+                                "canary stage {} of {} done; pausing {} s",
+                                b + 1,
+                                batches.len(),
+                                d.as_secs()
+                            ),
                         });
                         self.pause(d).await?;
                     }
                     Some(Pause::Confirm) => {
                         let key = format!("{}#stage{}", step.id.value, b + 1);
-                        self.wait_for_confirmation(step, &key, &format!("canary stage {} of {} is healthy; confirm to continue", b + 1, batches.len())).await?;
+                        self.wait_for_confirmation(
+                            step,
+                            &key,
+                            &format!(
+                                "canary stage {} of {} is healthy; confirm to continue",
+                                b + 1,
+                                batches.len()
+                            ),
+                        )
+                        .await?;
                     }
                     None => {}
                 }
             }
         }
-        self.emit(Progress::StepFinished { step: step.id.value.clone(), ok: true });
+        self.emit(Progress::StepFinished {
+            step: step.id.value.clone(),
+            ok: true,
+        });
         Ok(())
     }
 
@@ -567,19 +666,37 @@ impl<'e, S: Store> Run<'e, S> {
         let until = tokio::time::Instant::now() + total;
         while tokio::time::Instant::now() < until {
             self.check_stop().await?;
-            tokio::time::sleep(self.engine.config.poll.min(until - tokio::time::Instant::now())).await;
+            tokio::time::sleep(
+                self.engine
+                    .config
+                    .poll
+                    .min(until - tokio::time::Instant::now()),
+            )
+            .await;
         }
         Ok(())
     }
 
-    async fn wait_for_confirmation(&self, step: &Step, key: &str, instruction: &str) -> Result<(), Failure> {
+    async fn wait_for_confirmation(
+        &self,
+        step: &Step,
+        key: &str,
+        instruction: &str,
+    ) -> Result<(), Failure> {
         let owner = step.owner.as_ref().map(|o| o.value.clone());
-        self.record("waiting_for_confirmation", json!({"step": key, "instruction": instruction, "owner": owner}))
-            .await
-            .map_err(|e| Failure::at(step, None, e.to_string()))?;
+        self.record(
+            "waiting_for_confirmation",
+            json!({"step": key, "instruction": instruction, "owner": owner}),
+        )
+        .await
+        .map_err(|e| Failure::at(step, None, e.to_string()))?;
         self.emit(Progress::Waiting {
             step: key.to_string(),
-            message: format!("{instruction} — confirm with `slipway confirm {} {key}`{}", self.d.id, owner.map(|o| format!(" (role {o})")).unwrap_or_default()),
+            message: format!(
+                "{instruction} — confirm with `slipway confirm {} {key}`{}",
+                self.d.id,
+                owner.map(|o| format!(" (role {o})")).unwrap_or_default()
+            ),
         });
         loop {
             self.check_stop().await?;
@@ -651,12 +768,19 @@ impl<'e, S: Store> Run<'e, S> {
                         output: out,
                         message,
                     };
-                    let res = if o.status.success() { Ok(o) } else { Err(format!("{phase} {}", o.status.describe())) };
+                    let res = if o.status.success() {
+                        Ok(o)
+                    } else {
+                        Err(format!("{phase} {}", o.status.describe()))
+                    };
                     (rec, res)
                 }
                 Err(e) => {
                     let msg = self.masker.mask(&e.to_string());
-                    (self.result(id.unwrap_or_default(), "failed", None, &msg), Err(msg))
+                    (
+                        self.result(id.unwrap_or_default(), "failed", None, &msg),
+                        Err(msg),
+                    )
                 }
             };
             if result.is_ok() || attempt > retries {
@@ -664,7 +788,12 @@ impl<'e, S: Store> Run<'e, S> {
             }
             // Record this attempt now; the next one gets its own intent.
             let _ = self.engine.store.finish_step_runs(vec![record], None).await;
-            let backoff = self.engine.config.retry_backoff.saturating_mul(1 << (attempt - 1).min(5)).min(Duration::from_secs(30));
+            let backoff = self
+                .engine
+                .config
+                .retry_backoff
+                .saturating_mul(1 << (attempt - 1).min(5))
+                .min(Duration::from_secs(30));
             tokio::time::sleep(backoff).await;
             attempt += 1;
             id = None;
@@ -682,7 +811,15 @@ impl<'e, S: Store> Run<'e, S> {
         }
     }
 
-    fn exec_for(&self, t: u32, command: &slipway_core::plan::Command, cwd: String, release_path: Option<&str>, host: &dyn Host, timeout: Option<Duration>) -> Result<Exec, String> {
+    fn exec_for(
+        &self,
+        t: u32,
+        command: &slipway_core::plan::Command,
+        cwd: String,
+        release_path: Option<&str>,
+        host: &dyn Host,
+        timeout: Option<Duration>,
+    ) -> Result<Exec, String> {
         let mut ctx = self.ctx(t);
         let artifact = self.artifact_path(host);
         ctx.artifact = artifact.as_deref();
@@ -696,7 +833,12 @@ impl<'e, S: Store> Run<'e, S> {
 
     /// One step on one target. Returns the record of the first phase (for the batch's single
     /// write) and the outcome.
-    async fn run_unit(&self, index: usize, t: u32, intent: i64) -> (u32, Option<StepRunResult>, Result<String, String>) {
+    async fn run_unit(
+        &self,
+        index: usize,
+        t: u32,
+        intent: i64,
+    ) -> (u32, Option<StepRunResult>, Result<String, String>) {
         let step = &self.plan().steps[index];
         let name = self.target(t).name.value.clone();
         let host = match self.host(t) {
@@ -709,19 +851,40 @@ impl<'e, S: Store> Run<'e, S> {
         let timeout = step.timeout.as_ref().map(|d| d.value);
         let Some(base) = self.release_base(step, host.as_ref()) else {
             // A plain step runs in the target's base directory.
-            self.units.lock().map(|mut u| u.push(Unit { step: index, target: t, switched: false, release_created: false })).ok();
+            self.units
+                .lock()
+                .map(|mut u| {
+                    u.push(Unit {
+                        step: index,
+                        target: t,
+                        switched: false,
+                        release_created: false,
+                    })
+                })
+                .ok();
             let Some(run) = &step.run else {
-                return (t, Some(self.result(intent, "skipped", None, "nothing to run")), Ok("nothing to run".into()));
+                return (
+                    t,
+                    Some(self.result(intent, "skipped", None, "nothing to run")),
+                    Ok("nothing to run".into()),
+                );
             };
-            let exec = match self.exec_for(t, run, host.resolve("."), None, host.as_ref(), timeout) {
+            let exec = match self.exec_for(t, run, host.resolve("."), None, host.as_ref(), timeout)
+            {
                 Ok(e) => e,
                 Err(e) => return (t, Some(self.result(intent, "failed", None, &e)), Err(e)),
             };
-            let (record, outcome) = self.attempt(step, t, "run", Some(intent), exec, step.retries).await;
+            let (record, outcome) = self
+                .attempt(step, t, "run", Some(intent), exec, step.retries)
+                .await;
             if let Err(e) = self.fail_point("after_run", Some(&name)).await {
                 return (t, record, Err(e));
             }
-            return (t, record, outcome.map(|o| format!("done in {} ms", o.elapsed.as_millis())));
+            return (
+                t,
+                record,
+                outcome.map(|o| format!("done in {} ms", o.elapsed.as_millis())),
+            );
         };
         // A release-directory step: releases/<version>, then the atomic `current` switch.
         let previous = self.previous.get(&(index, t)).cloned().flatten();
@@ -730,7 +893,17 @@ impl<'e, S: Store> Run<'e, S> {
             return (t, Some(self.result(intent, "skipped", None, &msg)), Ok(msg));
         }
         let release = format!("{base}/releases/{}", self.version);
-        self.units.lock().map(|mut u| u.push(Unit { step: index, target: t, switched: false, release_created: true })).ok();
+        self.units
+            .lock()
+            .map(|mut u| {
+                u.push(Unit {
+                    step: index,
+                    target: t,
+                    switched: false,
+                    release_created: true,
+                })
+            })
+            .ok();
         let fresh = async {
             host.remove_dir_all(&release).await?;
             host.create_dir_all(&release).await
@@ -741,11 +914,20 @@ impl<'e, S: Store> Run<'e, S> {
         }
         let first = match &step.run {
             Some(run) => {
-                let exec = match self.exec_for(t, run, release.clone(), Some(&release), host.as_ref(), timeout) {
+                let exec = match self.exec_for(
+                    t,
+                    run,
+                    release.clone(),
+                    Some(&release),
+                    host.as_ref(),
+                    timeout,
+                ) {
                     Ok(e) => e,
                     Err(e) => return (t, Some(self.result(intent, "failed", None, &e)), Err(e)),
                 };
-                let (record, outcome) = self.attempt(step, t, "run", Some(intent), exec, step.retries).await;
+                let (record, outcome) = self
+                    .attempt(step, t, "run", Some(intent), exec, step.retries)
+                    .await;
                 if let Err(e) = outcome {
                     return (t, record, Err(e));
                 }
@@ -765,7 +947,12 @@ impl<'e, S: Store> Run<'e, S> {
             attempt: 1,
             started_at: now_millis(),
         };
-        let switch_id = match self.engine.store.start_step_runs(vec![switch_intent], None).await {
+        let switch_id = match self
+            .engine
+            .store
+            .start_step_runs(vec![switch_intent], None)
+            .await
+        {
             Ok(ids) => ids.first().copied(),
             Err(e) => return (t, first, Err(e.to_string())),
         };
@@ -777,10 +964,20 @@ impl<'e, S: Store> Run<'e, S> {
                 }
             })
             .ok();
-        if let Err(e) = host.switch_link(&format!("{base}/current"), &format!("releases/{}", self.version)).await {
+        if let Err(e) = host
+            .switch_link(
+                &format!("{base}/current"),
+                &format!("releases/{}", self.version),
+            )
+            .await
+        {
             let e = format!("switching {base}/current failed: {e}");
             if let Some(id) = switch_id {
-                let _ = self.engine.store.finish_step_runs(vec![self.result(id, "failed", None, &e)], None).await;
+                let _ = self
+                    .engine
+                    .store
+                    .finish_step_runs(vec![self.result(id, "failed", None, &e)], None)
+                    .await;
             }
             return (t, first, Err(e));
         }
@@ -789,11 +986,20 @@ impl<'e, S: Store> Run<'e, S> {
         }
         let outcome = match &step.activate {
             Some(activate) => {
-                let exec = match self.exec_for(t, activate, format!("{base}/current"), Some(&release), host.as_ref(), timeout) {
+                let exec = match self.exec_for(
+                    t,
+                    activate,
+                    format!("{base}/current"),
+                    Some(&release),
+                    host.as_ref(),
+                    timeout,
+                ) {
                     Ok(e) => e,
                     Err(e) => return (t, first, Err(e)),
                 };
-                let (record, outcome) = self.attempt(step, t, "activate", switch_id, exec, step.retries).await;
+                let (record, outcome) = self
+                    .attempt(step, t, "activate", switch_id, exec, step.retries)
+                    .await;
                 if let Some(r) = record {
                     let _ = self.engine.store.finish_step_runs(vec![r], None).await;
                 }
@@ -801,12 +1007,23 @@ impl<'e, S: Store> Run<'e, S> {
             }
             None => {
                 if let Some(id) = switch_id {
-                    let _ = self.engine.store.finish_step_runs(vec![self.result(id, "succeeded", Some(0), "current switched")], None).await;
+                    let _ = self
+                        .engine
+                        .store
+                        .finish_step_runs(
+                            vec![self.result(id, "succeeded", Some(0), "current switched")],
+                            None,
+                        )
+                        .await;
                 }
                 Ok(())
             }
         };
-        (t, first, outcome.map(|()| format!("now on {}", self.version)))
+        (
+            t,
+            first,
+            outcome.map(|()| format!("now on {}", self.version)),
+        )
     }
 
     /// Runs the step's checks on `targets`; the batch fails if any check fails on any target.
@@ -814,7 +1031,9 @@ impl<'e, S: Store> Run<'e, S> {
     /// release each target went back to).
     async fn validate(&self, index: usize, targets: &[u32], phase: &str) -> Result<(), Failure> {
         let step = &self.plan().steps[index];
-        self.fail_point("before_validate", None).await.map_err(|e| Failure::at(step, None, e))?;
+        self.fail_point("before_validate", None)
+            .await
+            .map_err(|e| Failure::at(step, None, e))?;
         let now = now_millis();
         let intents = targets
             .iter()
@@ -837,15 +1056,20 @@ impl<'e, S: Store> Run<'e, S> {
         let results = futures::stream::iter(pairs)
             .map(|(t, id)| async move {
                 let version = match phase {
-                    "verify" => self.previous.get(&(index, t)).cloned().flatten().unwrap_or_else(|| self.version.clone()),
+                    "verify" => self
+                        .previous
+                        .get(&(index, t))
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| self.version.clone()),
                     _ => self.version.clone(),
                 };
                 let outcome = self.check_target(step, t, &version).await;
                 (t, id, outcome)
             })
-        .buffer_unordered(self.engine.config.target_concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+            .buffer_unordered(self.engine.config.target_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         let mut records = Vec::new();
         let mut failure = None;
         for (t, id, outcome) in results {
@@ -869,7 +1093,11 @@ impl<'e, S: Store> Run<'e, S> {
                 message: (!ok).then(|| self.masker.mask(&detail)),
             });
             if !ok && failure.is_none() {
-                failure = Some(Failure::at(step, Some(target), format!("validation failed: {detail}")));
+                failure = Some(Failure::at(
+                    step,
+                    Some(target),
+                    format!("validation failed: {detail}"),
+                ));
             }
         }
         self.engine
@@ -886,13 +1114,20 @@ impl<'e, S: Store> Run<'e, S> {
         for check in &step.validate {
             let ctx = self.ctx_at(t, version);
             let probe = match &check.kind {
-                CheckKind::Http { url, status, body_contains, latency_below } => Probe::Http {
+                CheckKind::Http {
+                    url,
+                    status,
+                    body_contains,
+                    latency_below,
+                } => Probe::Http {
                     url: ctx.render(url)?,
                     status: *status,
                     body_contains: body_contains.clone(),
                     latency_below: *latency_below,
                 },
-                CheckKind::Tcp { address } => Probe::Tcp { address: ctx.render(address)? },
+                CheckKind::Tcp { address } => Probe::Tcp {
+                    address: ctx.render(address)?,
+                },
                 CheckKind::Command { command } => {
                     let cwd = match self.release_base(step, host.as_ref()) {
                         Some(base) => format!("{base}/current"),
@@ -911,8 +1146,23 @@ impl<'e, S: Store> Run<'e, S> {
                     }
                 }
             };
-            let outcome = checks::run(&probe, check.interval, check.deadline, host.as_ref(), &self.engine.http).await;
-            let line = format!("{}: {} after {} attempt(s)", probe.describe(), outcome.detail, outcome.attempts);
+            let outcome = checks::run(
+                &probe,
+                check.interval,
+                check.deadline,
+                host.as_ref(),
+                &self.engine.http,
+            )
+            .await;
+            let line = match probe {
+                Probe::Command { .. } => format!(
+                    "{}: {} ({} attempt(s))",
+                    probe.describe(),
+                    outcome.detail,
+                    outcome.attempts
+                ),
+                _ => format!("{} ({} attempt(s))", outcome.detail, outcome.attempts),
+            };
             if !outcome.passed {
                 return Err(line);
             }
@@ -936,8 +1186,15 @@ impl<'e, S: Store> Run<'e, S> {
                         continue;
                     }
                     if let Some(base) = self.release_base(step, host.as_ref()) {
-                        let link = host.read_link(&format!("{base}/current")).await.ok().flatten();
-                        entry.insert(step.id.value.clone(), json!(link.and_then(|l| l.rsplit('/').next().map(str::to_string))));
+                        let link = host
+                            .read_link(&format!("{base}/current"))
+                            .await
+                            .ok()
+                            .flatten();
+                        entry.insert(
+                            step.id.value.clone(),
+                            json!(link.and_then(|l| l.rsplit('/').next().map(str::to_string))),
+                        );
                     }
                 }
             }
@@ -947,7 +1204,9 @@ impl<'e, S: Store> Run<'e, S> {
     }
 
     async fn succeed(&self) -> EngineResult<()> {
-        self.fail_point("before_finish", None).await.map_err(EngineError::Refused)?;
+        self.fail_point("before_finish", None)
+            .await
+            .map_err(EngineError::Refused)?;
         let inventory = self.update_inventory(true).await;
         let now = now_millis();
         let summary = json!({"outcome": "succeeded", "version": self.version, "targets": self.target_report().await});
@@ -957,14 +1216,27 @@ impl<'e, S: Store> Run<'e, S> {
                 self.d.id,
                 &[DeploymentState::Running],
                 DeploymentState::Succeeded,
-                StatePatch { finished_at: Some(now), summary: Some(summary.clone()), ..Default::default() },
-                self.event("deployment_succeeded", json!({"version": self.version, "inventory": inventory})),
+                StatePatch {
+                    finished_at: Some(now),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
+                self.event(
+                    "deployment_succeeded",
+                    json!({"version": self.version, "inventory": inventory}),
+                ),
             )
             .await?;
         self.emit(Progress::Finished {
             deployment: self.d.id,
             state: "succeeded".into(),
-            message: format!("{} {} is live on {} target(s) of {}", self.plan().release.name.value, self.version, self.hosts.len(), self.d.environment),
+            message: format!(
+                "{} {} is live on {} target(s) of {}",
+                self.plan().release.name.value,
+                self.version,
+                self.hosts.len(),
+                self.d.environment
+            ),
         });
         Ok(())
     }
@@ -991,17 +1263,39 @@ impl<'e, S: Store> Run<'e, S> {
                 if !sr.targets.contains(&t) {
                     continue;
                 }
-                let (Some(base), Some(rd)) = (self.release_base(step, host.as_ref()), &step.release_dir) else { continue };
-                let link = host.read_link(&format!("{base}/current")).await.ok().flatten();
+                let (Some(base), Some(rd)) =
+                    (self.release_base(step, host.as_ref()), &step.release_dir)
+                else {
+                    continue;
+                };
+                let link = host
+                    .read_link(&format!("{base}/current"))
+                    .await
+                    .ok()
+                    .flatten();
                 let live = link.and_then(|l| l.rsplit('/').next().map(str::to_string));
-                let mut dirs = host.list_dir(&format!("{base}/releases")).await.unwrap_or_default();
+                let mut dirs = host
+                    .list_dir(&format!("{base}/releases"))
+                    .await
+                    .unwrap_or_default();
                 // Oldest first: follow the recorded order, then anything else found.
                 let order = known.get(&name).map(|k| k.kept.clone()).unwrap_or_default();
-                dirs.sort_by_key(|d| (order.iter().position(|o| o == d).unwrap_or(usize::MAX), d == &self.version, d.clone()));
+                dirs.sort_by_key(|d| {
+                    (
+                        order.iter().position(|o| o == d).unwrap_or(usize::MAX),
+                        d == &self.version,
+                        d.clone(),
+                    )
+                });
                 if prune {
                     let previous = self.previous.get(&(sr.step, t)).cloned().flatten();
                     while dirs.len() > rd.keep as usize {
-                        let Some(pos) = dirs.iter().position(|d| Some(d) != live.as_ref() && Some(d) != previous.as_ref()) else { break };
+                        let Some(pos) = dirs
+                            .iter()
+                            .position(|d| Some(d) != live.as_ref() && Some(d) != previous.as_ref())
+                        else {
+                            break;
+                        };
                         let old = dirs.remove(pos);
                         let _ = host.remove_dir_all(&format!("{base}/releases/{old}")).await;
                     }
@@ -1015,7 +1309,11 @@ impl<'e, S: Store> Run<'e, S> {
             }
             let before = known.get(&name).and_then(|k| k.current.clone());
             let current = current.or_else(|| Some(self.version.clone()));
-            let previous = if before != current { before } else { known.get(&name).and_then(|k| k.previous.clone()) };
+            let previous = if before != current {
+                before
+            } else {
+                known.get(&name).and_then(|k| k.previous.clone())
+            };
             entries.push(TargetRelease {
                 environment: self.d.environment.clone(),
                 target: name,
@@ -1026,7 +1324,12 @@ impl<'e, S: Store> Run<'e, S> {
                 updated_at: now_millis(),
             });
         }
-        let value = json!(entries.iter().map(|e| json!({"target": e.target, "current": e.current, "kept": e.kept})).collect::<Vec<_>>());
+        let value = json!(
+            entries
+                .iter()
+                .map(|e| json!({"target": e.target, "current": e.current, "kept": e.kept}))
+                .collect::<Vec<_>>()
+        );
         let _ = self.engine.store.set_inventory(entries, None).await;
         value
     }
@@ -1048,8 +1351,16 @@ impl<'e, S: Store> Run<'e, S> {
         let _ = now;
         self.stage(format!(
             "rolling back: {}{}{}",
-            failure.step.as_deref().map(|s| format!("step {s}: ")).unwrap_or_default(),
-            failure.target.as_deref().map(|t| format!("{t}: ")).unwrap_or_default(),
+            failure
+                .step
+                .as_deref()
+                .map(|s| format!("step {s}: "))
+                .unwrap_or_default(),
+            failure
+                .target
+                .as_deref()
+                .map(|t| format!("{t}: "))
+                .unwrap_or_default(),
             reason
         ));
         self.finish_rollback(failure).await
@@ -1087,16 +1398,32 @@ impl<'e, S: Store> Run<'e, S> {
                 self.d.id,
                 &[DeploymentState::RollingBack],
                 state,
-                StatePatch { finished_at: Some(now_millis()), summary: Some(summary.clone()), ..Default::default() },
+                StatePatch {
+                    finished_at: Some(now_millis()),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
                 self.event(kind, summary),
             )
             .await?;
         let message = match state {
-            DeploymentState::RolledBack => format!("rolled back: every target is back on the release it had ({})", failure.reason),
-            DeploymentState::Cancelled => "cancelled; every target is back on the release it had".to_string(),
-            _ => format!("failed, and the rollback did not complete: {}", problems.join("; ")),
+            DeploymentState::RolledBack => format!(
+                "rolled back: every target is back on the release it had ({})",
+                failure.reason
+            ),
+            DeploymentState::Cancelled => {
+                "cancelled; every target is back on the release it had".to_string()
+            }
+            _ => format!(
+                "failed, and the rollback did not complete: {}",
+                problems.join("; ")
+            ),
         };
-        self.emit(Progress::Finished { deployment: self.d.id, state: state.as_str().into(), message });
+        self.emit(Progress::Finished {
+            deployment: self.d.id,
+            state: state.as_str().into(),
+            message,
+        });
         Ok(())
     }
 
@@ -1118,7 +1445,13 @@ impl<'e, S: Store> Run<'e, S> {
             let mut batches: Vec<Vec<u32>> = sr
                 .batches
                 .ranges()
-                .map(|r| sr.targets[r].iter().copied().filter(|t| step_units.iter().any(|u| u.target == *t)).collect::<Vec<_>>())
+                .map(|r| {
+                    sr.targets[r]
+                        .iter()
+                        .copied()
+                        .filter(|t| step_units.iter().any(|u| u.target == *t))
+                        .collect::<Vec<_>>()
+                })
                 .filter(|b| !b.is_empty())
                 .collect();
             batches.reverse();
@@ -1146,13 +1479,24 @@ impl<'e, S: Store> Run<'e, S> {
                     .iter()
                     .copied()
                     .zip(ids)
-                    .map(|(t, id)| (t, id, step_units.iter().find(|u| u.target == t).map(|u| (*u).clone())))
+                    .map(|(t, id)| {
+                        (
+                            t,
+                            id,
+                            step_units
+                                .iter()
+                                .find(|u| u.target == t)
+                                .map(|u| (*u).clone()),
+                        )
+                    })
                     .collect();
                 let results = futures::stream::iter(work)
-                    .map(|(t, id, unit)| async move { (t, id, self.compensate_unit(step, index, t, unit).await) })
-                .buffer_unordered(self.engine.config.target_concurrency.max(1))
-                .collect::<Vec<_>>()
-                .await;
+                    .map(|(t, id, unit)| async move {
+                        (t, id, self.compensate_unit(step, index, t, unit).await)
+                    })
+                    .buffer_unordered(self.engine.config.target_concurrency.max(1))
+                    .collect::<Vec<_>>()
+                    .await;
                 let mut records = Vec::new();
                 for (t, id, outcome) in results {
                     let name = self.target(t).name.value.clone();
@@ -1160,18 +1504,34 @@ impl<'e, S: Store> Run<'e, S> {
                         Ok((m, out)) => ("succeeded", m.clone(), out.clone()),
                         Err(m) => ("failed", m.clone(), String::new()),
                     };
-                    self.emit(Progress::UnitFinished { step: format!("{} (rollback)", step.id.value), target: name.clone(), ok: outcome.is_ok(), message: message.clone() });
+                    self.emit(Progress::UnitFinished {
+                        step: format!("{} (rollback)", step.id.value),
+                        target: name.clone(),
+                        ok: outcome.is_ok(),
+                        message: message.clone(),
+                    });
                     if outcome.is_err() {
                         problems.push(format!("{}: {name}: {message}", step.id.value));
                     }
-                    records.push(StepRunResult { id, state: state.into(), finished_at: now_millis(), exit_code: None, output, message: Some(message) });
+                    records.push(StepRunResult {
+                        id,
+                        state: state.into(),
+                        finished_at: now_millis(),
+                        exit_code: None,
+                        output,
+                        message: Some(message),
+                    });
                 }
                 if let Err(e) = self.engine.store.finish_step_runs(records, None).await {
                     problems.push(e.to_string());
                 }
                 // A restored release is checked the way the rollout checked the new one.
                 if step.release_dir.is_some() && !step.validate.is_empty() {
-                    let restored: Vec<u32> = batch.iter().copied().filter(|&t| self.previous.get(&(index, t)).cloned().flatten().is_some()).collect();
+                    let restored: Vec<u32> = batch
+                        .iter()
+                        .copied()
+                        .filter(|&t| self.previous.get(&(index, t)).cloned().flatten().is_some())
+                        .collect();
                     if !restored.is_empty()
                         && let Err(f) = self.validate(index, &restored, "verify").await
                     {
@@ -1185,7 +1545,13 @@ impl<'e, S: Store> Run<'e, S> {
 
     /// Undoes one step on one target: the `current` link back to the previous release (with its
     /// activation), the new release removed, then the step's own `rollback` command.
-    async fn compensate_unit(&self, step: &Step, index: usize, t: u32, unit: Option<Unit>) -> Result<(String, String), String> {
+    async fn compensate_unit(
+        &self,
+        step: &Step,
+        index: usize,
+        t: u32,
+        unit: Option<Unit>,
+    ) -> Result<(String, String), String> {
         let name = self.target(t).name.value.clone();
         self.fail_point("before_rollback_unit", Some(&name)).await?;
         let host = self.host(t)?.clone();
@@ -1197,19 +1563,32 @@ impl<'e, S: Store> Run<'e, S> {
         if let Some(base) = self.release_base(step, host.as_ref()) {
             let link = format!("{base}/current");
             let now_on = host.read_link(&link).await.map_err(|e| e.to_string())?;
-            let on_new = now_on.as_deref().and_then(|l| l.rsplit('/').next()) == Some(self.version.as_str());
+            let on_new =
+                now_on.as_deref().and_then(|l| l.rsplit('/').next()) == Some(self.version.as_str());
             if on_new || unit.as_ref().is_some_and(|u| u.switched) {
                 match &previous {
                     Some(prev) => {
-                        host.switch_link(&link, &format!("releases/{prev}")).await.map_err(|e| e.to_string())?;
+                        host.switch_link(&link, &format!("releases/{prev}"))
+                            .await
+                            .map_err(|e| e.to_string())?;
                         done.push(format!("current back to {prev}"));
                         if let Some(activate) = &step.activate {
                             let release = format!("{base}/releases/{prev}");
-                            let exec = self.exec_for(t, activate, link.clone(), Some(&release), host.as_ref(), timeout)?;
+                            let exec = self.exec_for(
+                                t,
+                                activate,
+                                link.clone(),
+                                Some(&release),
+                                host.as_ref(),
+                                timeout,
+                            )?;
                             let outcome = host.exec(exec).await.map_err(|e| e.to_string())?;
                             output.push_str(&self.masker.mask_bytes(&outcome.output));
                             if !outcome.status.success() {
-                                return Err(format!("re-activating {prev}: {}", outcome.status.describe()));
+                                return Err(format!(
+                                    "re-activating {prev}: {}",
+                                    outcome.status.describe()
+                                ));
                             }
                             done.push(format!("{prev} re-activated"));
                         }
@@ -1220,8 +1599,12 @@ impl<'e, S: Store> Run<'e, S> {
                     }
                 }
             }
-            if previous.as_deref() != Some(self.version.as_str()) && unit.as_ref().is_none_or(|u| u.release_created) {
-                host.remove_dir_all(&format!("{base}/releases/{}", self.version)).await.map_err(|e| e.to_string())?;
+            if previous.as_deref() != Some(self.version.as_str())
+                && unit.as_ref().is_none_or(|u| u.release_created)
+            {
+                host.remove_dir_all(&format!("{base}/releases/{}", self.version))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             if let Some(prev) = &previous {
                 cwd = format!("{base}/releases/{prev}");
@@ -1229,7 +1612,9 @@ impl<'e, S: Store> Run<'e, S> {
         }
         if let Some(rollback) = &step.rollback {
             let exec = self.exec_for(t, rollback, cwd, None, host.as_ref(), timeout)?;
-            let (record, outcome) = self.attempt(step, t, "compensate", None, exec, step.retries).await;
+            let (record, outcome) = self
+                .attempt(step, t, "compensate", None, exec, step.retries)
+                .await;
             if let Some(r) = record {
                 let _ = self.engine.store.finish_step_runs(vec![r], None).await;
             }
@@ -1240,7 +1625,14 @@ impl<'e, S: Store> Run<'e, S> {
             done.push("irreversible: the step has no rollback command".into());
         }
         self.fail_point("after_rollback_unit", Some(&name)).await?;
-        Ok((if done.is_empty() { "nothing to undo".into() } else { done.join(", ") }, output))
+        Ok((
+            if done.is_empty() {
+                "nothing to undo".into()
+            } else {
+                done.join(", ")
+            },
+            output,
+        ))
     }
 
     // ----- recovery and on-demand rollback --------------------------------------------------------
@@ -1250,12 +1642,21 @@ impl<'e, S: Store> Run<'e, S> {
         let events = self
             .engine
             .store
-            .events(slipway_store::EventFilter { deployment_id: Some(self.d.id), ..Default::default() })
+            .events(slipway_store::EventFilter {
+                deployment_id: Some(self.d.id),
+                ..Default::default()
+            })
             .await?;
         let Some(preflight) = events.iter().rev().find(|e| e.kind == "preflight_passed") else {
             return Ok(false);
         };
-        let index: HashMap<String, usize> = self.plan().steps.iter().enumerate().map(|(i, s)| (s.id.value.clone(), i)).collect();
+        let index: HashMap<String, usize> = self
+            .plan()
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.value.clone(), i))
+            .collect();
         let names: HashMap<String, u32> = self
             .env()
             .targets
@@ -1266,7 +1667,9 @@ impl<'e, S: Store> Run<'e, S> {
         let mut previous = HashMap::new();
         if let Some(map) = preflight.data.get("previous").and_then(Value::as_object) {
             for (target, steps) in map {
-                let Some(&t) = names.get(target.as_str()) else { continue };
+                let Some(&t) = names.get(target.as_str()) else {
+                    continue;
+                };
                 for (step, release) in steps.as_object().into_iter().flatten() {
                     if let Some(&s) = index.get(step.as_str()) {
                         previous.insert((s, t), release.as_str().map(str::to_string));
@@ -1276,12 +1679,20 @@ impl<'e, S: Store> Run<'e, S> {
         }
         self.previous = previous;
         if let Some(a) = preflight.data.get("artifact").filter(|a| !a.is_null()) {
-            let file = a.get("file").and_then(Value::as_str).unwrap_or("artifact").to_string();
+            let file = a
+                .get("file")
+                .and_then(Value::as_str)
+                .unwrap_or("artifact")
+                .to_string();
             self.artifact = Some(Artifact {
                 path: PathBuf::new(),
                 file_name: file,
                 size: a.get("size").and_then(Value::as_u64).unwrap_or(0),
-                sha256: a.get("sha256").and_then(Value::as_str).unwrap_or("").to_string(),
+                sha256: a
+                    .get("sha256")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             });
         }
         let runs = self.engine.store.step_runs(self.d.id).await?;
@@ -1289,7 +1700,11 @@ impl<'e, S: Store> Run<'e, S> {
         let mut undone: Vec<(usize, u32)> = Vec::new();
         let mut interrupted = Vec::new();
         for r in &runs {
-            let (Some(&s), Some(&t)) = (index.get(r.step_id.as_str()), names.get(r.target.as_str())) else { continue };
+            let (Some(&s), Some(&t)) =
+                (index.get(r.step_id.as_str()), names.get(r.target.as_str()))
+            else {
+                continue;
+            };
             if r.state == "started" {
                 interrupted.push(StepRunResult {
                     id: r.id,
@@ -1305,7 +1720,12 @@ impl<'e, S: Store> Run<'e, S> {
                     let is_release = self.plan().steps[s].release_dir.is_some();
                     match units.iter_mut().find(|u| u.step == s && u.target == t) {
                         Some(u) => u.switched |= r.phase == "activate",
-                        None => units.push(Unit { step: s, target: t, switched: r.phase == "activate", release_created: is_release }),
+                        None => units.push(Unit {
+                            step: s,
+                            target: t,
+                            switched: r.phase == "activate",
+                            release_created: is_release,
+                        }),
                     }
                 }
                 "rollback" if r.state == "succeeded" => undone.push((s, t)),
@@ -1314,14 +1734,24 @@ impl<'e, S: Store> Run<'e, S> {
         }
         units.retain(|u| !undone.contains(&(u.step, u.target)));
         if !interrupted.is_empty() {
-            self.engine.store.finish_step_runs(interrupted, None).await?;
+            self.engine
+                .store
+                .finish_step_runs(interrupted, None)
+                .await?;
         }
-        *self.units.lock().map_err(|_| EngineError::Refused("unit list poisoned".into()))? = units;
+        *self
+            .units
+            .lock()
+            .map_err(|_| EngineError::Refused("unit list poisoned".into()))? = units;
         Ok(true)
     }
 
     /// Marks a recovered deployment that never touched a target as failed.
-    pub(crate) async fn end_untouched(&self, from: DeploymentState, reason: &str) -> EngineResult<()> {
+    pub(crate) async fn end_untouched(
+        &self,
+        from: DeploymentState,
+        reason: &str,
+    ) -> EngineResult<()> {
         let summary = json!({"outcome": "failed", "reason": reason});
         self.engine
             .store
@@ -1329,28 +1759,56 @@ impl<'e, S: Store> Run<'e, S> {
                 self.d.id,
                 &[from],
                 DeploymentState::Failed,
-                StatePatch { finished_at: Some(now_millis()), summary: Some(summary.clone()), ..Default::default() },
+                StatePatch {
+                    finished_at: Some(now_millis()),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
                 self.event("deployment_failed", summary),
             )
             .await?;
-        self.emit(Progress::Finished { deployment: self.d.id, state: "failed".into(), message: reason.to_string() });
+        self.emit(Progress::Finished {
+            deployment: self.d.id,
+            state: "failed".into(),
+            message: reason.to_string(),
+        });
         Ok(())
     }
 
     /// Continues an interrupted deployment: whatever it was doing, it is rolled back.
     pub(crate) async fn recover(mut self) -> EngineResult<()> {
         let from = self.d.state;
-        self.record("recovery_started", json!({"state": from.as_str(), "by": self.engine.holder.id})).await?;
+        self.record(
+            "recovery_started",
+            json!({"state": from.as_str(), "by": self.engine.holder.id}),
+        )
+        .await?;
         if !self.restore_from_record().await? {
-            return self.end_untouched(from, "interrupted before any target was touched; nothing changed").await;
+            return self
+                .end_untouched(
+                    from,
+                    "interrupted before any target was touched; nothing changed",
+                )
+                .await;
         }
-        let failure = Failure { step: None, target: None, reason: "interrupted: the process running it died".into(), cancelled: false };
+        let failure = Failure {
+            step: None,
+            target: None,
+            reason: "interrupted: the process running it died".into(),
+            cancelled: false,
+        };
         if from == DeploymentState::Running {
             if self.d.kind == DeploymentKind::Rollback {
                 // Never roll back a rollback: record where every target is and stop.
                 self.engine
                     .store
-                    .transition(self.d.id, &[DeploymentState::Running], DeploymentState::RollingBack, StatePatch::default(), self.event("interrupted", failure.to_json()))
+                    .transition(
+                        self.d.id,
+                        &[DeploymentState::Running],
+                        DeploymentState::RollingBack,
+                        StatePatch::default(),
+                        self.event("interrupted", failure.to_json()),
+                    )
                     .await?;
             } else {
                 return self.roll_back(failure).await;
@@ -1370,8 +1828,14 @@ impl<'e, S: Store> Run<'e, S> {
                 self.d.id,
                 &[DeploymentState::Queued],
                 DeploymentState::Running,
-                StatePatch { started_at: Some(now), ..Default::default() },
-                self.event("deployment_started", json!({"environment": self.d.environment, "rollback_to": to})),
+                StatePatch {
+                    started_at: Some(now),
+                    ..Default::default()
+                },
+                self.event(
+                    "deployment_started",
+                    json!({"environment": self.d.environment, "rollback_to": to}),
+                ),
             )
             .await?;
         // The record of which release each target had is the preflight; here it is `to` itself.
@@ -1382,16 +1846,37 @@ impl<'e, S: Store> Run<'e, S> {
             }
         }
         self.previous = previous;
-        let from_version = self.loaded.plan.release.version.as_ref().map(|v| v.value.clone());
-        self.version = self.d.params.get("from").and_then(Value::as_str).map(str::to_string).or(from_version).unwrap_or_default();
+        let from_version = self
+            .loaded
+            .plan
+            .release
+            .version
+            .as_ref()
+            .map(|v| v.value.clone());
+        self.version = self
+            .d
+            .params
+            .get("from")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or(from_version)
+            .unwrap_or_default();
         let units: Vec<Unit> = self
             .rollout
             .steps
             .iter()
             .filter(|sr| self.plan().steps[sr.step].manual.is_none())
-            .flat_map(|sr| sr.targets.iter().map(|&t| Unit { step: sr.step, target: t, switched: true, release_created: false }))
+            .flat_map(|sr| {
+                sr.targets.iter().map(|&t| Unit {
+                    step: sr.step,
+                    target: t,
+                    switched: true,
+                    release_created: false,
+                })
+            })
             .collect();
-        self.record("preflight_passed", json!({"rollback_to": to})).await?;
+        self.record("preflight_passed", json!({"rollback_to": to}))
+            .await?;
         let problems = self.compensate(&units).await;
         self.version = to.to_string();
         let report = self.target_report().await;
@@ -1408,14 +1893,29 @@ impl<'e, S: Store> Run<'e, S> {
                 self.d.id,
                 &[DeploymentState::Running],
                 state,
-                StatePatch { finished_at: Some(now_millis()), summary: Some(summary.clone()), ..Default::default() },
-                self.event(if problems.is_empty() { "deployment_succeeded" } else { "deployment_failed" }, summary),
+                StatePatch {
+                    finished_at: Some(now_millis()),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
+                self.event(
+                    if problems.is_empty() {
+                        "deployment_succeeded"
+                    } else {
+                        "deployment_failed"
+                    },
+                    summary,
+                ),
             )
             .await?;
         self.emit(Progress::Finished {
             deployment: self.d.id,
             state: state.as_str().into(),
-            message: if problems.is_empty() { format!("every target is back on {to}") } else { problems.join("; ") },
+            message: if problems.is_empty() {
+                format!("every target is back on {to}")
+            } else {
+                problems.join("; ")
+            },
         });
         Ok(())
     }

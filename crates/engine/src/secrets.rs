@@ -13,7 +13,11 @@ pub enum SecretError {
     #[error("secret `{name}`: environment variable `{var}` is not set")]
     MissingEnv { name: String, var: String },
     #[error("secret `{name}`: cannot read {path}: {reason}")]
-    Unreadable { name: String, path: String, reason: String },
+    Unreadable {
+        name: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Resolved secret values, by name. Debug output never shows the values.
@@ -24,24 +28,38 @@ pub struct Secrets {
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.values.iter().map(|(n, _)| n)).finish()
+        f.debug_list()
+            .entries(self.values.iter().map(|(n, _)| n))
+            .finish()
     }
 }
 
 impl Secrets {
     /// Reads every secret the plan declares; `base` is where relative secret files are found.
-    pub fn resolve(plan: &Plan, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, SecretError> {
+    pub fn resolve(
+        plan: &Plan,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Secrets, SecretError> {
         let mut values = Vec::new();
         for (name, secret) in &plan.secrets {
             let value = match &secret.source {
-                SecretSource::Env(var) => env(var).ok_or_else(|| SecretError::MissingEnv { name: name.clone(), var: var.clone() })?,
+                SecretSource::Env(var) => env(var).ok_or_else(|| SecretError::MissingEnv {
+                    name: name.clone(),
+                    var: var.clone(),
+                })?,
                 SecretSource::File(path) => {
-                    let full = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base.join(path) };
-                    let text = std::fs::read_to_string(&full).map_err(|e| SecretError::Unreadable {
-                        name: name.clone(),
-                        path: full.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
+                    let full = if Path::new(path).is_absolute() {
+                        Path::new(path).to_path_buf()
+                    } else {
+                        base.join(path)
+                    };
+                    let text =
+                        std::fs::read_to_string(&full).map_err(|e| SecretError::Unreadable {
+                            name: name.clone(),
+                            path: full.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
                     text.trim_end_matches(['\n', '\r']).to_string()
                 }
             };
@@ -55,7 +73,10 @@ impl Secrets {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -112,7 +133,10 @@ mod tests {
     #[test]
     fn masks_every_occurrence_and_the_longest_secret_whole() {
         let m = Masker::new(["hunter2", "hunter2-extended"]);
-        assert_eq!(m.mask("a hunter2 b hunter2-extended c"), "a ******** b ******** c");
+        assert_eq!(
+            m.mask("a hunter2 b hunter2-extended c"),
+            "a ******** b ******** c"
+        );
         assert_eq!(Masker::none().mask("hunter2"), "hunter2");
     }
 }

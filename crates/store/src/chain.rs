@@ -41,9 +41,15 @@ mod tests {
     #[test]
     fn every_field_changes_the_hash() {
         let base = event_hash(GENESIS_HASH, 1, Some(2), 3, "k", "a", "{}");
-        assert_ne!(base, event_hash(GENESIS_HASH, 2, Some(2), 3, "k", "a", "{}"));
+        assert_ne!(
+            base,
+            event_hash(GENESIS_HASH, 2, Some(2), 3, "k", "a", "{}")
+        );
         assert_ne!(base, event_hash(GENESIS_HASH, 1, None, 3, "k", "a", "{}"));
-        assert_ne!(base, event_hash(GENESIS_HASH, 1, Some(2), 3, "ka", "", "{}"));
+        assert_ne!(
+            base,
+            event_hash(GENESIS_HASH, 1, Some(2), 3, "ka", "", "{}")
+        );
         assert_ne!(base, event_hash(&base, 1, Some(2), 3, "k", "a", "{}"));
     }
 }

@@ -39,9 +39,15 @@ pub trait Store: Send + Sync + 'static {
         event: NewEvent,
     ) -> impl Future<Output = Result<Deployment>> + Send;
 
-    fn deployment(&self, id: DeploymentId) -> impl Future<Output = Result<Option<Deployment>>> + Send;
+    fn deployment(
+        &self,
+        id: DeploymentId,
+    ) -> impl Future<Output = Result<Option<Deployment>>> + Send;
 
-    fn deployments(&self, filter: DeploymentFilter) -> impl Future<Output = Result<Vec<Deployment>>> + Send;
+    fn deployments(
+        &self,
+        filter: DeploymentFilter,
+    ) -> impl Future<Output = Result<Vec<Deployment>>> + Send;
 
     /// Moves a deployment from one of `from` to `to`; returns false (and changes nothing) when it is
     /// in another state, so two processes can never both make the same move.
@@ -54,7 +60,11 @@ pub trait Store: Send + Sync + 'static {
         event: NewEvent,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    fn request_cancel(&self, id: DeploymentId, event: NewEvent) -> impl Future<Output = Result<bool>> + Send;
+    fn request_cancel(
+        &self,
+        id: DeploymentId,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Records intents: the runs are committed before any of them is started.
     fn start_step_runs(
@@ -69,7 +79,10 @@ pub trait Store: Send + Sync + 'static {
         event: Option<NewEvent>,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    fn step_runs(&self, deployment: DeploymentId) -> impl Future<Output = Result<Vec<StepRun>>> + Send;
+    fn step_runs(
+        &self,
+        deployment: DeploymentId,
+    ) -> impl Future<Output = Result<Vec<StepRun>>> + Send;
 
     fn append_events(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<()>> + Send;
 
@@ -78,7 +91,10 @@ pub trait Store: Send + Sync + 'static {
     /// Walks the whole chain and names the first event that does not match.
     fn verify_chain(&self) -> impl Future<Output = Result<ChainReport>> + Send;
 
-    fn inventory(&self, environment: Option<&str>) -> impl Future<Output = Result<Vec<TargetRelease>>> + Send;
+    fn inventory(
+        &self,
+        environment: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<TargetRelease>>> + Send;
 
     fn set_inventory(
         &self,
@@ -90,7 +106,11 @@ pub trait Store: Send + Sync + 'static {
     fn try_lock(&self, lock: Lock, now: i64) -> impl Future<Output = Result<LockOutcome>> + Send;
 
     /// Replaces a holder known to be dead; false if `old_holder` no longer holds the lock.
-    fn take_over_lock(&self, old_holder: &str, lock: Lock) -> impl Future<Output = Result<bool>> + Send;
+    fn take_over_lock(
+        &self,
+        old_holder: &str,
+        lock: Lock,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     fn renew_lock(
         &self,
@@ -99,7 +119,11 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    fn release_lock(&self, environment: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
+    fn release_lock(
+        &self,
+        environment: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     fn locks(&self) -> impl Future<Output = Result<Vec<Lock>>> + Send;
 
@@ -110,5 +134,8 @@ pub trait Store: Send + Sync + 'static {
         event: NewEvent,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    fn confirmations(&self, deployment: DeploymentId) -> impl Future<Output = Result<Vec<Confirmation>>> + Send;
+    fn confirmations(
+        &self,
+        deployment: DeploymentId,
+    ) -> impl Future<Output = Result<Vec<Confirmation>>> + Send;
 }

@@ -18,7 +18,11 @@ enum Backend {
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add the next.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "record", include_str!("../migrations/sqlite/0001_record.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "record",
+    include_str!("../migrations/sqlite/0001_record.sql"),
+)];
 
 #[derive(Clone)]
 pub struct SqlStore {
@@ -29,7 +33,9 @@ pub struct SqlStore {
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("location", &self.location).finish()
+        f.debug_struct("SqlStore")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -42,7 +48,11 @@ impl SqlStore {
     pub async fn open(location: &str) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let (url, backend, shown) = if let Some(path) = location.strip_prefix("sqlite://") {
-            (format!("sqlite://{path}?mode=rwc"), Backend::Sqlite, path.to_string())
+            (
+                format!("sqlite://{path}?mode=rwc"),
+                Backend::Sqlite,
+                path.to_string(),
+            )
         } else if location.contains("://") {
             return Err(StoreError::UnsupportedUrl(location.to_string()));
         } else {
@@ -51,7 +61,11 @@ impl SqlStore {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| corrupt(format!("cannot create {}: {e}", parent.display())))?;
             }
-            (format!("sqlite://{location}?mode=rwc"), Backend::Sqlite, location.to_string())
+            (
+                format!("sqlite://{location}?mode=rwc"),
+                Backend::Sqlite,
+                location.to_string(),
+            )
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
@@ -94,12 +108,13 @@ impl SqlStore {
         )
         .execute(&mut *tx)
         .await?;
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<i64, _>("version"))
-            .collect::<std::result::Result<_, _>>()?;
+        let applied: Vec<i64> =
+            sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>("version"))
+                .collect::<std::result::Result<_, _>>()?;
         if let Some(&newest) = applied.last()
             && newest > migrations.last().map_or(0, |m| m.0)
         {
@@ -115,12 +130,14 @@ impl SqlStore {
             for statement in split_statements(sql) {
                 tx.execute(sqlx::AssertSqlSafe(statement)).await?;
             }
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(version)
-                .bind(name)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -177,8 +194,7 @@ async fn append(tx: &mut AnyConnection, events: &[NewEvent]) -> Result<()> {
         .await?;
     let last: i64 = head.try_get("seq")?;
     let mut prev: String = head.try_get("hash")?;
-    let mut seq = last - n + 1;
-    for e in events {
+    for (seq, e) in (last - n + 1..).zip(events) {
         let data = e.data.to_string();
         let hash = event_hash(&prev, seq, e.deployment_id, e.at, &e.kind, &e.actor, &data);
         sqlx::query(
@@ -195,7 +211,6 @@ async fn append(tx: &mut AnyConnection, events: &[NewEvent]) -> Result<()> {
         .execute(&mut *tx)
         .await?;
         prev = hash;
-        seq += 1;
     }
     sqlx::query("UPDATE chain_head SET hash = $1 WHERE id = 1")
         .bind(&prev)
@@ -206,8 +221,10 @@ async fn append(tx: &mut AnyConnection, events: &[NewEvent]) -> Result<()> {
 
 fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = row.try_get(column)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("{column} is not JSON: {e}"))))
-        .transpose()
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| corrupt(format!("{column} is not JSON: {e}")))
+    })
+    .transpose()
 }
 
 const DEPLOYMENT_COLUMNS: &str = "id, kind, environment, plan_name, plan_file, plan_hash, plan_source, version, requester, state, created_at, started_at, finished_at, scheduled_for, rollback_of, summary, cancel_requested, params";
@@ -217,7 +234,8 @@ fn deployment_from_row(row: &AnyRow) -> Result<Deployment> {
     let state: String = row.try_get("state")?;
     Ok(Deployment {
         id: row.try_get("id")?,
-        kind: DeploymentKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown deployment kind `{kind}`")))?,
+        kind: DeploymentKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("unknown deployment kind `{kind}`")))?,
         environment: row.try_get("environment")?,
         plan_name: row.try_get("plan_name")?,
         plan_file: row.try_get("plan_file")?,
@@ -225,7 +243,8 @@ fn deployment_from_row(row: &AnyRow) -> Result<Deployment> {
         plan_source: row.try_get("plan_source")?,
         version: row.try_get("version")?,
         requester: row.try_get("requester")?,
-        state: DeploymentState::parse(&state).ok_or_else(|| corrupt(format!("unknown deployment state `{state}`")))?,
+        state: DeploymentState::parse(&state)
+            .ok_or_else(|| corrupt(format!("unknown deployment state `{state}`")))?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -288,7 +307,8 @@ fn release_from_row(row: &AnyRow) -> Result<TargetRelease> {
         target: row.try_get("target")?,
         current: row.try_get("current_version")?,
         previous: row.try_get("previous_version")?,
-        kept: serde_json::from_str(&kept).map_err(|e| corrupt(format!("kept releases are not JSON: {e}")))?,
+        kept: serde_json::from_str(&kept)
+            .map_err(|e| corrupt(format!("kept releases are not JSON: {e}")))?,
         deployment_id: row.try_get("deployment_id")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -322,12 +342,17 @@ impl Store for SqlStore {
         event.deployment_id = Some(id);
         append(&mut tx, &[event]).await?;
         tx.commit().await?;
-        self.deployment(id).await?.ok_or(StoreError::NoSuchDeployment(id))
+        self.deployment(id)
+            .await?
+            .ok_or(StoreError::NoSuchDeployment(id))
     }
 
     async fn deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
         let sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(deployment_from_row).transpose()
     }
 
@@ -340,7 +365,11 @@ impl Store for SqlStore {
         }
         if !filter.states.is_empty() {
             // States are our own fixed words, so they can be inlined safely.
-            let list: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            let list: Vec<String> = filter
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
             sql.push_str(&format!(" AND state IN ({})", list.join(", ")));
         }
         sql.push_str(" ORDER BY id DESC");
@@ -402,7 +431,10 @@ impl Store for SqlStore {
             "UPDATE deployments SET cancel_requested = 1 WHERE id = $1 AND cancel_requested = 0 AND state NOT IN ({})",
             finals.join(", ")
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(false);
@@ -412,7 +444,11 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn start_step_runs(&self, runs: Vec<NewStepRun>, event: Option<NewEvent>) -> Result<Vec<i64>> {
+    async fn start_step_runs(
+        &self,
+        runs: Vec<NewStepRun>,
+        event: Option<NewEvent>,
+    ) -> Result<Vec<i64>> {
         let (mut conn, backend) = self.write().await?;
         let mut tx = begin_write(&mut conn, backend).await?;
         let mut ids = Vec::with_capacity(runs.len());
@@ -437,7 +473,11 @@ impl Store for SqlStore {
         Ok(ids)
     }
 
-    async fn finish_step_runs(&self, results: Vec<StepRunResult>, event: Option<NewEvent>) -> Result<()> {
+    async fn finish_step_runs(
+        &self,
+        results: Vec<StepRunResult>,
+        event: Option<NewEvent>,
+    ) -> Result<()> {
         let (mut conn, backend) = self.write().await?;
         let mut tx = begin_write(&mut conn, backend).await?;
         for r in &results {
@@ -477,7 +517,9 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, filter: EventFilter) -> Result<Vec<Event>> {
-        let mut sql = String::from("SELECT seq, deployment_id, at, kind, actor, data, prev_hash, hash FROM events WHERE seq > $1");
+        let mut sql = String::from(
+            "SELECT seq, deployment_id, at, kind, actor, data, prev_hash, hash FROM events WHERE seq > $1",
+        );
         if filter.deployment_id.is_some() {
             sql.push_str(" AND deployment_id = $2");
         }
@@ -516,9 +558,16 @@ impl Store for SqlStore {
                 let data: String = row.try_get("data")?;
                 let prev: String = row.try_get("prev_hash")?;
                 let hash: String = row.try_get("hash")?;
-                let bad = |why: String| Ok(ChainReport { events: count, first_bad: Some((seq, why)) });
+                let bad = |why: String| {
+                    Ok(ChainReport {
+                        events: count,
+                        first_bad: Some((seq, why)),
+                    })
+                };
                 if seq != expected_seq {
-                    return bad(format!("event {expected_seq} is missing (found {seq} next)"));
+                    return bad(format!(
+                        "event {expected_seq} is missing (found {seq} next)"
+                    ));
                 }
                 if prev != expected_prev {
                     return bad("its link to the previous event does not match".into());
@@ -531,13 +580,18 @@ impl Store for SqlStore {
                 count += 1;
             }
         }
-        let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1").fetch_one(&self.pool).await?;
+        let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         let head_seq: i64 = head.try_get("seq")?;
         let head_hash: String = head.try_get("hash")?;
         if head_seq != count || head_hash != expected_prev {
             return Ok(ChainReport {
                 events: count,
-                first_bad: Some((count + 1, format!("the chain ends at event {count}, but {head_seq} were written"))),
+                first_bad: Some((
+                    count + 1,
+                    format!("the chain ends at event {count}, but {head_seq} were written"),
+                )),
             });
         }
         Ok(ChainReport {
@@ -550,21 +604,29 @@ impl Store for SqlStore {
         let base = "SELECT environment, target, current_version, previous_version, kept, deployment_id, updated_at FROM inventory";
         let rows = match environment {
             Some(env) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{base} WHERE environment = $1 ORDER BY environment, target")))
-                    .bind(env.to_string())
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{base} WHERE environment = $1 ORDER BY environment, target"
+                )))
+                .bind(env.to_string())
+                .fetch_all(&self.pool)
+                .await?
             }
             None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{base} ORDER BY environment, target")))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{base} ORDER BY environment, target"
+                )))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.iter().map(release_from_row).collect()
     }
 
-    async fn set_inventory(&self, entries: Vec<TargetRelease>, event: Option<NewEvent>) -> Result<()> {
+    async fn set_inventory(
+        &self,
+        entries: Vec<TargetRelease>,
+        event: Option<NewEvent>,
+    ) -> Result<()> {
         let (mut conn, backend) = self.write().await?;
         let mut tx = begin_write(&mut conn, backend).await?;
         for e in &entries {
@@ -646,12 +708,13 @@ impl Store for SqlStore {
     }
 
     async fn renew_lock(&self, environment: &str, holder: &str, expires_at: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE locks SET expires_at = $1 WHERE environment = $2 AND holder = $3")
-            .bind(expires_at)
-            .bind(environment.to_string())
-            .bind(holder.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE locks SET expires_at = $1 WHERE environment = $2 AND holder = $3")
+                .bind(expires_at)
+                .bind(environment.to_string())
+                .bind(holder.to_string())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -6,7 +6,9 @@ use slipway_store::*;
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("record.db");
-    let store = SqlStore::open(path.to_str().expect("utf-8 path")).await.expect("open");
+    let store = SqlStore::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open");
     (dir, store)
 }
 
@@ -33,31 +35,67 @@ fn ev(kind: &str) -> NewEvent {
 }
 
 async fn deployments_move_only_from_the_expected_state(store: &impl Store) {
-    let d = store.create_deployment(new_deployment("staging"), ev("created")).await.expect("create");
+    let d = store
+        .create_deployment(new_deployment("staging"), ev("created"))
+        .await
+        .expect("create");
     assert_eq!(d.state, DeploymentState::Queued);
     assert_eq!(d.params, json!({"note": "x"}));
     let moved = store
-        .transition(d.id, &[DeploymentState::Queued], DeploymentState::Running, StatePatch { started_at: Some(2_000), ..Default::default() }, ev("started"))
+        .transition(
+            d.id,
+            &[DeploymentState::Queued],
+            DeploymentState::Running,
+            StatePatch {
+                started_at: Some(2_000),
+                ..Default::default()
+            },
+            ev("started"),
+        )
         .await
         .expect("transition");
     assert!(moved);
     // A second process making the same move loses the race and changes nothing.
     let again = store
-        .transition(d.id, &[DeploymentState::Queued], DeploymentState::Running, StatePatch::default(), ev("started"))
+        .transition(
+            d.id,
+            &[DeploymentState::Queued],
+            DeploymentState::Running,
+            StatePatch::default(),
+            ev("started"),
+        )
         .await
         .expect("transition");
     assert!(!again);
     let summary = json!({"targets": {"web-1": "2.0.0"}});
-    assert!(store
-        .transition(d.id, &[DeploymentState::Running], DeploymentState::Succeeded, StatePatch { finished_at: Some(3_000), summary: Some(summary.clone()), ..Default::default() }, ev("succeeded"))
-        .await
-        .expect("transition"));
+    assert!(
+        store
+            .transition(
+                d.id,
+                &[DeploymentState::Running],
+                DeploymentState::Succeeded,
+                StatePatch {
+                    finished_at: Some(3_000),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
+                ev("succeeded")
+            )
+            .await
+            .expect("transition")
+    );
     let d = store.deployment(d.id).await.expect("get").expect("exists");
-    assert_eq!((d.state, d.started_at, d.finished_at), (DeploymentState::Succeeded, Some(2_000), Some(3_000)));
+    assert_eq!(
+        (d.state, d.started_at, d.finished_at),
+        (DeploymentState::Succeeded, Some(2_000), Some(3_000))
+    );
     assert_eq!(d.summary, Some(summary));
     // Events were written with the deployment id, in order.
     let kinds: Vec<String> = store
-        .events(EventFilter { deployment_id: Some(d.id), ..Default::default() })
+        .events(EventFilter {
+            deployment_id: Some(d.id),
+            ..Default::default()
+        })
         .await
         .expect("events")
         .into_iter()
@@ -65,34 +103,87 @@ async fn deployments_move_only_from_the_expected_state(store: &impl Store) {
         .collect();
     assert_eq!(kinds, ["created", "started", "succeeded"]);
     // Final deployments cannot be cancelled.
-    assert!(!store.request_cancel(d.id, ev("cancel")).await.expect("cancel"));
-    let other = store.create_deployment(new_deployment("production"), ev("created")).await.expect("create");
+    assert!(
+        !store
+            .request_cancel(d.id, ev("cancel"))
+            .await
+            .expect("cancel")
+    );
+    let other = store
+        .create_deployment(new_deployment("production"), ev("created"))
+        .await
+        .expect("create");
     let listed = store
-        .deployments(DeploymentFilter { environment: Some("production".into()), ..Default::default() })
+        .deployments(DeploymentFilter {
+            environment: Some("production".into()),
+            ..Default::default()
+        })
         .await
         .expect("list");
-    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![other.id]);
+    assert_eq!(
+        listed.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![other.id]
+    );
     let active = store
-        .deployments(DeploymentFilter { states: vec![DeploymentState::Queued], ..Default::default() })
+        .deployments(DeploymentFilter {
+            states: vec![DeploymentState::Queued],
+            ..Default::default()
+        })
         .await
         .expect("list");
     assert_eq!(active.len(), 1);
-    assert!(store.request_cancel(other.id, ev("cancel")).await.expect("cancel"));
-    assert!(store.deployment(other.id).await.expect("get").expect("exists").cancel_requested);
+    assert!(
+        store
+            .request_cancel(other.id, ev("cancel"))
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        store
+            .deployment(other.id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .cancel_requested
+    );
 }
 
 async fn step_runs_are_intents_then_results(store: &impl Store) {
-    let d = store.create_deployment(new_deployment("staging"), ev("created")).await.expect("create");
+    let d = store
+        .create_deployment(new_deployment("staging"), ev("created"))
+        .await
+        .expect("create");
     let runs = (1..=3)
-        .map(|i| NewStepRun { deployment_id: d.id, step_id: "install".into(), target: format!("web-{i}"), phase: "run".into(), attempt: 1, started_at: 10 })
+        .map(|i| NewStepRun {
+            deployment_id: d.id,
+            step_id: "install".into(),
+            target: format!("web-{i}"),
+            phase: "run".into(),
+            attempt: 1,
+            started_at: 10,
+        })
         .collect();
-    let ids = store.start_step_runs(runs, Some(ev("batch_started"))).await.expect("intents");
+    let ids = store
+        .start_step_runs(runs, Some(ev("batch_started")))
+        .await
+        .expect("intents");
     assert_eq!(ids.len(), 3);
     let recorded = store.step_runs(d.id).await.expect("runs");
-    assert!(recorded.iter().all(|r| r.state == "started" && r.finished_at.is_none()));
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.state == "started" && r.finished_at.is_none())
+    );
     store
         .finish_step_runs(
-            vec![StepRunResult { id: ids[1], state: "failed".into(), finished_at: 20, exit_code: Some(3), output: "boom\n".into(), message: Some("exit 3".into()) }],
+            vec![StepRunResult {
+                id: ids[1],
+                state: "failed".into(),
+                finished_at: 20,
+                exit_code: Some(3),
+                output: "boom\n".into(),
+                message: Some("exit 3".into()),
+            }],
             None,
         )
         .await
@@ -110,7 +201,9 @@ async fn the_chain_verifies_and_survives_concurrent_writers(store: &(impl Store 
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                s.append_events(vec![ev(&format!("t{t}-{i}")), ev("pair")]).await.expect("append");
+                s.append_events(vec![ev(&format!("t{t}-{i}")), ev("pair")])
+                    .await
+                    .expect("append");
             }
         }));
     }
@@ -137,13 +230,34 @@ async fn inventory_is_upserted_per_target(store: &impl Store) {
         deployment_id: None,
         updated_at: 5,
     };
-    store.set_inventory(vec![entry("web-1", "1.0.0", &["1.0.0"]), entry("web-2", "1.0.0", &["1.0.0"])], None).await.expect("set");
-    store.set_inventory(vec![entry("web-1", "2.0.0", &["1.0.0", "2.0.0"])], Some(ev("inventory"))).await.expect("set");
+    store
+        .set_inventory(
+            vec![
+                entry("web-1", "1.0.0", &["1.0.0"]),
+                entry("web-2", "1.0.0", &["1.0.0"]),
+            ],
+            None,
+        )
+        .await
+        .expect("set");
+    store
+        .set_inventory(
+            vec![entry("web-1", "2.0.0", &["1.0.0", "2.0.0"])],
+            Some(ev("inventory")),
+        )
+        .await
+        .expect("set");
     let inv = store.inventory(Some("staging")).await.expect("inventory");
     assert_eq!(inv.len(), 2);
     assert_eq!(inv[0].current.as_deref(), Some("2.0.0"));
     assert_eq!(inv[0].kept, ["1.0.0", "2.0.0"]);
-    assert!(store.inventory(Some("production")).await.expect("inventory").is_empty());
+    assert!(
+        store
+            .inventory(Some("production"))
+            .await
+            .expect("inventory")
+            .is_empty()
+    );
 }
 
 async fn one_lock_per_environment_with_a_lease(store: &impl Store) {
@@ -156,28 +270,84 @@ async fn one_lock_per_environment_with_a_lease(store: &impl Store) {
         acquired_at: 0,
         expires_at,
     };
-    assert_eq!(store.try_lock(lock("a", 100), 0).await.expect("lock"), LockOutcome::Acquired);
+    assert_eq!(
+        store.try_lock(lock("a", 100), 0).await.expect("lock"),
+        LockOutcome::Acquired
+    );
     match store.try_lock(lock("b", 200), 50).await.expect("lock") {
         LockOutcome::Held(held) => assert_eq!(held.holder, "a"),
         other => panic!("expected held, got {other:?}"),
     }
     // The holder renews; after the lease runs out without renewal, another can take it.
-    assert!(store.renew_lock("production", "a", 150).await.expect("renew"));
-    assert!(matches!(store.try_lock(lock("b", 300), 120).await.expect("lock"), LockOutcome::Held(_)));
-    assert_eq!(store.try_lock(lock("b", 300), 151).await.expect("lock"), LockOutcome::Acquired);
-    assert!(!store.renew_lock("production", "a", 400).await.expect("renew"));
+    assert!(
+        store
+            .renew_lock("production", "a", 150)
+            .await
+            .expect("renew")
+    );
+    assert!(matches!(
+        store.try_lock(lock("b", 300), 120).await.expect("lock"),
+        LockOutcome::Held(_)
+    ));
+    assert_eq!(
+        store.try_lock(lock("b", 300), 151).await.expect("lock"),
+        LockOutcome::Acquired
+    );
+    assert!(
+        !store
+            .renew_lock("production", "a", 400)
+            .await
+            .expect("renew")
+    );
     // Taking over from a holder known dead only works if it still holds the lock.
-    assert!(store.take_over_lock("b", lock("c", 500)).await.expect("take over"));
-    assert!(!store.take_over_lock("b", lock("d", 500)).await.expect("take over"));
-    store.release_lock("production", "c").await.expect("release");
+    assert!(
+        store
+            .take_over_lock("b", lock("c", 500))
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !store
+            .take_over_lock("b", lock("d", 500))
+            .await
+            .expect("take over")
+    );
+    store
+        .release_lock("production", "c")
+        .await
+        .expect("release");
     assert!(store.locks().await.expect("locks").is_empty());
 }
 
 async fn a_manual_step_is_confirmed_once(store: &impl Store) {
-    let d = store.create_deployment(new_deployment("staging"), ev("created")).await.expect("create");
-    let c = Confirmation { deployment_id: d.id, step_id: "confirm-dns".into(), actor: "nina".into(), at: 9 };
-    assert!(store.confirm_step(c.clone(), ev("confirmed")).await.expect("confirm"));
-    assert!(!store.confirm_step(Confirmation { actor: "other".into(), ..c }, ev("confirmed")).await.expect("confirm"));
+    let d = store
+        .create_deployment(new_deployment("staging"), ev("created"))
+        .await
+        .expect("create");
+    let c = Confirmation {
+        deployment_id: d.id,
+        step_id: "confirm-dns".into(),
+        actor: "nina".into(),
+        at: 9,
+    };
+    assert!(
+        store
+            .confirm_step(c.clone(), ev("confirmed"))
+            .await
+            .expect("confirm")
+    );
+    assert!(
+        !store
+            .confirm_step(
+                Confirmation {
+                    actor: "other".into(),
+                    ..c
+                },
+                ev("confirmed")
+            )
+            .await
+            .expect("confirm")
+    );
     let all = store.confirmations(d.id).await.expect("confirmations");
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].actor, "nina");
@@ -198,15 +368,23 @@ async fn sqlite_conformance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_file_keep_one_chain() {
     let (dir, first) = sqlite().await;
-    let second = SqlStore::open(dir.path().join("record.db").to_str().expect("utf-8")).await.expect("open again");
+    let second = SqlStore::open(dir.path().join("record.db").to_str().expect("utf-8"))
+        .await
+        .expect("open again");
     let a = tokio::spawn(async move {
         for i in 0..50 {
-            first.append_events(vec![ev(&format!("a{i}"))]).await.expect("append");
+            first
+                .append_events(vec![ev(&format!("a{i}"))])
+                .await
+                .expect("append");
         }
         first
     });
     for i in 0..50 {
-        second.append_events(vec![ev(&format!("b{i}"))]).await.expect("append");
+        second
+            .append_events(vec![ev(&format!("b{i}"))])
+            .await
+            .expect("append");
     }
     let first = a.await.expect("task");
     let report = first.verify_chain().await.expect("verify");
@@ -217,7 +395,10 @@ async fn two_processes_on_one_file_keep_one_chain() {
 async fn tampering_is_found_and_named() {
     let (dir, store) = sqlite().await;
     for i in 0..5 {
-        store.append_events(vec![ev(&format!("e{i}"))]).await.expect("append");
+        store
+            .append_events(vec![ev(&format!("e{i}"))])
+            .await
+            .expect("append");
     }
     // The log refuses updates through SQL...
     let path = dir.path().join("record.db");
@@ -225,8 +406,15 @@ async fn tampering_is_found_and_named() {
     assert!(refused.is_err_and(|e| e.to_string().contains("append-only")));
     drop(store);
     // ...so a tamperer drops the trigger first; verification still names the event.
-    try_sql(&path, "DROP TRIGGER events_no_update; UPDATE events SET actor = 'mallory' WHERE seq = 3;").await.expect("tamper");
-    let store = SqlStore::open(path.to_str().expect("utf-8")).await.expect("reopen");
+    try_sql(
+        &path,
+        "DROP TRIGGER events_no_update; UPDATE events SET actor = 'mallory' WHERE seq = 3;",
+    )
+    .await
+    .expect("tamper");
+    let store = SqlStore::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("reopen");
     let report = store.verify_chain().await.expect("verify");
     assert_eq!(report.first_bad.map(|b| b.0), Some(3));
 }
@@ -235,5 +423,7 @@ async fn tampering_is_found_and_named() {
 async fn try_sql(path: &std::path::Path, sql: &str) -> Result<(), sqlx::Error> {
     use sqlx::{Connection, Executor};
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-    conn.execute(sqlx::AssertSqlSafe(sql.to_string())).await.map(|_| ())
+    conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+        .await
+        .map(|_| ())
 }

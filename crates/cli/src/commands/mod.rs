@@ -1,6 +1,10 @@
 pub mod check;
+pub mod control;
+pub mod demo;
+pub mod deploy;
 pub mod init;
 pub mod plan;
+pub mod record;
 pub mod schema;
 
 use std::path::Path;

@@ -12,7 +12,9 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use super::{Exec, ExecOutcome, ExitStatus, Host, HostError, HostResult, OUTPUT_LIMIT, Program, keep_tail};
+use super::{
+    Exec, ExecOutcome, ExitStatus, Host, HostError, HostResult, OUTPUT_LIMIT, Program, keep_tail,
+};
 
 pub struct LocalHost {
     name: String,
@@ -52,10 +54,12 @@ impl Host for LocalHost {
     }
 
     async fn connect(&self) -> HostResult<()> {
-        tokio::fs::create_dir_all(&self.root).await.map_err(|e| HostError::Unreachable {
-            target: self.name.clone(),
-            reason: format!("cannot create its root {}: {e}", self.root.display()),
-        })
+        tokio::fs::create_dir_all(&self.root)
+            .await
+            .map_err(|e| HostError::Unreachable {
+                target: self.name.clone(),
+                reason: format!("cannot create its root {}: {e}", self.root.display()),
+            })
     }
 
     async fn exec(&self, exec: Exec) -> HostResult<ExecOutcome> {
@@ -66,7 +70,10 @@ impl Host for LocalHost {
                 };
                 // A relative program path is relative to the working directory, as in a shell.
                 let program = if program.contains('/') && !program.starts_with('/') {
-                    Path::new(&exec.cwd).join(program).to_string_lossy().into_owned()
+                    Path::new(&exec.cwd)
+                        .join(program)
+                        .to_string_lossy()
+                        .into_owned()
                 } else {
                     program.clone()
                 };
@@ -89,8 +96,13 @@ impl Host for LocalHost {
             .process_group(0)
             .kill_on_drop(true);
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| HostError::Io(format!("cannot start command in {}: {e}", exec.cwd)))?;
-        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| HostError::Io(format!("cannot start command in {}: {e}", exec.cwd)))?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
         if let Some(mut out) = child.stdout.take() {
@@ -125,7 +137,11 @@ impl Host for LocalHost {
         for r in readers {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), r).await;
         }
-        let output = std::mem::take(&mut *output.lock().map_err(|_| HostError::Io("output lock poisoned".into()))?);
+        let output = std::mem::take(
+            &mut *output
+                .lock()
+                .map_err(|_| HostError::Io("output lock poisoned".into()))?,
+        );
         Ok(ExecOutcome {
             status,
             output,
@@ -135,31 +151,46 @@ impl Host for LocalHost {
 
     async fn create_dir_all(&self, path: &str) -> HostResult<()> {
         let path = self.resolve(path);
-        tokio::fs::create_dir_all(&path).await.map_err(|e| io(&path, e))
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(|e| io(&path, e))
     }
 
     async fn check_writable(&self, path: &str) -> HostResult<()> {
         let path = self.resolve(path);
-        tokio::fs::create_dir_all(&path).await.map_err(|e| io(&path, e))?;
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(|e| io(&path, e))?;
         let probe = Path::new(&path).join(format!(".slipway-write-test-{}", std::process::id()));
-        tokio::fs::write(&probe, b"ok").await.map_err(|e| io(&path, e))?;
-        tokio::fs::remove_file(&probe).await.map_err(|e| io(&path, e))
+        tokio::fs::write(&probe, b"ok")
+            .await
+            .map_err(|e| io(&path, e))?;
+        tokio::fs::remove_file(&probe)
+            .await
+            .map_err(|e| io(&path, e))
     }
 
     async fn free_bytes(&self, path: &str) -> HostResult<u64> {
         let path = self.resolve(path);
-        let stat = nix::sys::statvfs::statvfs(Path::new(&path)).map_err(|e| HostError::Io(format!("{path}: {e}")))?;
-        Ok(u64::from(stat.blocks_available()).saturating_mul(stat.fragment_size()))
+        let stat = nix::sys::statvfs::statvfs(Path::new(&path))
+            .map_err(|e| HostError::Io(format!("{path}: {e}")))?;
+        Ok(stat.blocks_available().saturating_mul(stat.fragment_size()))
     }
 
     async fn upload(&self, local: &Path, path: &str) -> HostResult<()> {
         let path = self.resolve(path);
         if let Some(parent) = Path::new(&path).parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| io(&path, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io(&path, e))?;
         }
         let tmp = format!("{path}.partial");
-        tokio::fs::copy(local, &tmp).await.map_err(|e| io(&path, e))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| io(&path, e))
+        tokio::fs::copy(local, &tmp)
+            .await
+            .map_err(|e| io(&path, e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| io(&path, e))
     }
 
     async fn sha256(&self, path: &str) -> HostResult<Option<String>> {
@@ -189,9 +220,13 @@ impl Host for LocalHost {
         let link = self.resolve(link);
         let tmp = format!("{link}.slipway-new");
         let _ = tokio::fs::remove_file(&tmp).await;
-        tokio::fs::symlink(target, &tmp).await.map_err(|e| io(&tmp, e))?;
+        tokio::fs::symlink(target, &tmp)
+            .await
+            .map_err(|e| io(&tmp, e))?;
         // rename(2) over the old link is atomic.
-        tokio::fs::rename(&tmp, &link).await.map_err(|e| io(&link, e))
+        tokio::fs::rename(&tmp, &link)
+            .await
+            .map_err(|e| io(&link, e))
     }
 
     async fn remove_link(&self, link: &str) -> HostResult<()> {

@@ -3,7 +3,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_core::lifecycle::DeploymentState;
-use slipway_engine::{DeployRequest, Engine, EngineConfig, EngineError, Failpoints, LocalHosts, Observer, Progress, Secrets, Silent};
+use slipway_engine::{
+    DeployRequest, Engine, EngineConfig, EngineError, Failpoints, LocalHosts, Observer, Progress,
+    Secrets, Silent,
+};
 use slipway_store::{SqlStore, Store};
 
 struct World {
@@ -24,13 +27,16 @@ impl World {
 
     /// Another engine (as another process would have) on the same record and targets.
     async fn engine_in(dir: &Path, spec: &str) -> Arc<Engine<SqlStore>> {
-        let store = SqlStore::open(dir.join("record.db").to_str().expect("utf-8")).await.expect("store");
+        let store = SqlStore::open(dir.join("record.db").to_str().expect("utf-8"))
+            .await
+            .expect("store");
         let data = dir.join("data");
         let mut config = EngineConfig::new(&data);
         config.retry_backoff = Duration::from_millis(10);
         config.poll = Duration::from_millis(20);
         config.lease = Duration::from_secs(5);
-        let engine = Engine::new(Arc::new(store), config, Arc::new(LocalHosts::new(&data))).with_failpoints(Failpoints::parse(spec));
+        let engine = Engine::new(Arc::new(store), config, Arc::new(LocalHosts::new(&data)))
+            .with_failpoints(Failpoints::parse(spec));
         Arc::new(engine)
     }
 
@@ -47,7 +53,13 @@ impl World {
     fn request(&self, plan: &str, env: &str, version: Option<&str>) -> DeployRequest {
         let file = self.write("plan.yaml", plan);
         let loaded = slipway_core::load("plan.yaml", plan.as_bytes()).unwrap_or_else(|e| {
-            panic!("{}", e.diagnostics.iter().map(|d| d.render(&e.source, false)).collect::<String>())
+            panic!(
+                "{}",
+                e.diagnostics
+                    .iter()
+                    .map(|d| d.render(&e.source, false))
+                    .collect::<String>()
+            )
         });
         DeployRequest {
             plan: loaded,
@@ -63,8 +75,20 @@ impl World {
         self.deploy_with(plan, version, Secrets::default()).await
     }
 
-    async fn deploy_with(&self, plan: &str, version: &str, secrets: Secrets) -> slipway_store::Deployment {
-        self.engine.deploy(&self.request(plan, "staging", Some(version)), secrets, &Silent).await.expect("deploy runs")
+    async fn deploy_with(
+        &self,
+        plan: &str,
+        version: &str,
+        secrets: Secrets,
+    ) -> slipway_store::Deployment {
+        self.engine
+            .deploy(
+                &self.request(plan, "staging", Some(version)),
+                secrets,
+                &Silent,
+            )
+            .await
+            .expect("deploy runs")
     }
 
     fn target_root(&self, target: &str) -> PathBuf {
@@ -74,7 +98,13 @@ impl World {
     fn current(&self, target: &str) -> Option<String> {
         std::fs::read_link(self.target_root(target).join("app/current"))
             .ok()
-            .map(|p| p.to_string_lossy().rsplit('/').next().unwrap_or_default().to_string())
+            .map(|p| {
+                p.to_string_lossy()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
     }
 }
 
@@ -115,10 +145,16 @@ async fn a_rollout_switches_every_target_and_records_the_inventory() {
     assert_eq!(d.state, DeploymentState::Succeeded, "{:?}", d.summary);
     for t in ["web-1", "web-2", "web-3"] {
         assert_eq!(w.current(t).as_deref(), Some("2.0.0"));
-        let version = std::fs::read_to_string(w.target_root(t).join("app/current/VERSION")).expect("VERSION");
+        let version =
+            std::fs::read_to_string(w.target_root(t).join("app/current/VERSION")).expect("VERSION");
         assert_eq!(version.trim(), "2.0.0");
     }
-    let inventory = w.engine.store().inventory(Some("staging")).await.expect("inventory");
+    let inventory = w
+        .engine
+        .store()
+        .inventory(Some("staging"))
+        .await
+        .expect("inventory");
     assert_eq!(inventory.len(), 3);
     for r in &inventory {
         assert_eq!(r.current.as_deref(), Some("2.0.0"));
@@ -128,8 +164,21 @@ async fn a_rollout_switches_every_target_and_records_the_inventory() {
     // Batches of one: three run intents, recorded before each batch ran.
     let runs = w.engine.store().step_runs(d.id).await.expect("runs");
     assert_eq!(runs.iter().filter(|r| r.phase == "run").count(), 3);
-    assert_eq!(runs.iter().filter(|r| r.phase == "validate" && r.state == "succeeded").count(), 3);
-    assert_eq!(w.engine.store().verify_chain().await.expect("verify").first_bad, None);
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.phase == "validate" && r.state == "succeeded")
+            .count(),
+        3
+    );
+    assert_eq!(
+        w.engine
+            .store()
+            .verify_chain()
+            .await
+            .expect("verify")
+            .first_bad,
+        None
+    );
 }
 
 /// The flag directory the health check looks at: `$HOME_FLAGS` is a plan-independent env var.
@@ -148,25 +197,47 @@ fn flags_plan(w: &World, extra: &str) -> String {
 async fn a_failing_check_on_one_target_returns_every_target_to_its_exact_release() {
     let w = World::new().await;
     let plan = flags_plan(&w, "");
-    assert_eq!(w.deploy(&plan, "1.0.0").await.state, DeploymentState::Succeeded);
+    assert_eq!(
+        w.deploy(&plan, "1.0.0").await.state,
+        DeploymentState::Succeeded
+    );
     // 2.0.0 is unhealthy on web-2 only: web-1 is switched and validated, web-2 fails.
     std::fs::write(w.path().join("flags/unhealthy-web-2-2.0.0"), "").expect("flag");
     let d = w.deploy(&plan, "2.0.0").await;
     assert_eq!(d.state, DeploymentState::RolledBack, "{:?}", d.summary);
     for t in ["web-1", "web-2", "web-3"] {
         assert_eq!(w.current(t).as_deref(), Some("1.0.0"), "{t}");
-        assert!(!w.target_root(t).join("app/releases/2.0.0").exists(), "{t} keeps the failed release");
+        assert!(
+            !w.target_root(t).join("app/releases/2.0.0").exists(),
+            "{t} keeps the failed release"
+        );
     }
     let summary = d.summary.expect("summary");
     assert_eq!(summary["failure"]["target"], "web-2");
     assert_eq!(summary["targets"]["web-1"]["install"], "1.0.0");
     // web-3 was never touched, so it needed no compensation.
     let runs = w.engine.store().step_runs(d.id).await.expect("runs");
-    let rolled: Vec<&str> = runs.iter().filter(|r| r.phase == "rollback").map(|r| r.target.as_str()).collect();
+    let rolled: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.phase == "rollback")
+        .map(|r| r.target.as_str())
+        .collect();
     assert_eq!(rolled, ["web-2", "web-1"], "reverse batch order");
-    assert!(runs.iter().any(|r| r.phase == "verify" && r.state == "succeeded"));
-    let inventory = w.engine.store().inventory(Some("staging")).await.expect("inventory");
-    assert!(inventory.iter().all(|r| r.current.as_deref() == Some("1.0.0")));
+    assert!(
+        runs.iter()
+            .any(|r| r.phase == "verify" && r.state == "succeeded")
+    );
+    let inventory = w
+        .engine
+        .store()
+        .inventory(Some("staging"))
+        .await
+        .expect("inventory");
+    assert!(
+        inventory
+            .iter()
+            .all(|r| r.current.as_deref() == Some("1.0.0"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,11 +275,24 @@ steps:
     let order = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         order.lines().collect::<Vec<_>>(),
-        ["migrate up", "config write", "broken start", "broken cleanup", "config restore", "migrate down"]
+        [
+            "migrate up",
+            "config write",
+            "broken start",
+            "broken cleanup",
+            "config restore",
+            "migrate down"
+        ]
     );
     let runs = w.engine.store().step_runs(d.id).await.expect("runs");
-    let broken = runs.iter().find(|r| r.step_id == "broken" && r.phase == "run").expect("broken run");
-    assert_eq!((broken.state.as_str(), broken.exit_code), ("failed", Some(3)));
+    let broken = runs
+        .iter()
+        .find(|r| r.step_id == "broken" && r.phase == "run")
+        .expect("broken run");
+    assert_eq!(
+        (broken.state.as_str(), broken.exit_code),
+        ("failed", Some(3))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +325,9 @@ steps:
     assert_eq!(pids.len(), 2, "{text}");
     for pid in pids {
         let alive = Path::new(&format!("/proc/{pid}")).exists()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ");
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
         assert!(!alive, "process {pid} survived the timeout");
     }
 }
@@ -302,15 +388,26 @@ steps:
     needs: [sign-off]
     run: "true"
 "#;
-    let first = w.engine.create(&w.request(plan, "staging", None)).await.expect("create");
+    let first = w
+        .engine
+        .create(&w.request(plan, "staging", None))
+        .await
+        .expect("create");
     let engine = w.engine.clone();
     let observer = Arc::new(Collect(Mutex::new(Vec::new())));
     let obs = observer.clone();
-    let running = tokio::spawn(async move { engine.run(first.id, Secrets::default(), obs.as_ref()).await });
+    let running =
+        tokio::spawn(async move { engine.run(first.id, Secrets::default(), obs.as_ref()).await });
     // Wait until it waits for the sign-off.
     eprintln!("spawned");
     for _ in 0..200 {
-        if observer.0.lock().expect("lock").iter().any(|p| matches!(p, Progress::Waiting { .. })) {
+        if observer
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| matches!(p, Progress::Waiting { .. }))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -318,16 +415,29 @@ steps:
     eprintln!("second: create");
     let created = w.engine.create(&w.request(plan, "staging", None)).await;
     eprintln!("second: created {created:?}");
-    let second = w.engine.run(created.expect("create").id, Secrets::default(), &Silent).await;
+    let second = w
+        .engine
+        .run(created.expect("create").id, Secrets::default(), &Silent)
+        .await;
     eprintln!("second: ran");
     match second {
         Err(EngineError::Busy { deployment, .. }) => assert_eq!(deployment, first.id.to_string()),
         other => panic!("second deploy should be refused, got {other:?}"),
     }
-    assert!(w.engine.confirm(first.id, "sign-off", "olga").await.expect("confirm"));
+    assert!(
+        w.engine
+            .confirm(first.id, "sign-off", "olga")
+            .await
+            .expect("confirm")
+    );
     let done = running.await.expect("task").expect("run");
     assert_eq!(done.state, DeploymentState::Succeeded);
-    let confirmations = w.engine.store().confirmations(first.id).await.expect("confirmations");
+    let confirmations = w
+        .engine
+        .store()
+        .confirmations(first.id)
+        .await
+        .expect("confirmations");
     assert_eq!(confirmations[0].actor, "olga");
     // The refused attempt is recorded as a queued deployment that never ran; the lock is free now.
     assert!(w.engine.store().locks().await.expect("locks").is_empty());
@@ -336,14 +446,32 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_stops_the_rollout_and_rolls_back() {
     let w = World::new().await;
-    assert_eq!(w.deploy(&flags_plan(&w, ""), "1.0.0").await.state, DeploymentState::Succeeded);
-    let plan = flags_plan(&w, "  - id: wait\n    needs: [install]\n    manual: hold here\n    owner: ops\n");
-    let d = w.engine.create(&w.request(&plan, "staging", Some("2.0.0"))).await.expect("create");
+    assert_eq!(
+        w.deploy(&flags_plan(&w, ""), "1.0.0").await.state,
+        DeploymentState::Succeeded
+    );
+    let plan = flags_plan(
+        &w,
+        "  - id: wait\n    needs: [install]\n    manual: hold here\n    owner: ops\n",
+    );
+    let d = w
+        .engine
+        .create(&w.request(&plan, "staging", Some("2.0.0")))
+        .await
+        .expect("create");
     let engine = w.engine.clone();
     let id = d.id;
     let running = tokio::spawn(async move { engine.run(id, Secrets::default(), &Silent).await });
     for _ in 0..200 {
-        let events = w.engine.store().events(slipway_store::EventFilter { deployment_id: Some(id), ..Default::default() }).await.expect("events");
+        let events = w
+            .engine
+            .store()
+            .events(slipway_store::EventFilter {
+                deployment_id: Some(id),
+                ..Default::default()
+            })
+            .await
+            .expect("events");
         if events.iter().any(|e| e.kind == "waiting_for_confirmation") {
             break;
         }
@@ -361,15 +489,30 @@ async fn a_cancel_stops_the_rollout_and_rolls_back() {
 async fn preflight_refuses_when_the_release_to_return_to_is_gone_and_changes_nothing() {
     let w = World::new().await;
     let plan = flags_plan(&w, "");
-    assert_eq!(w.deploy(&plan, "1.0.0").await.state, DeploymentState::Succeeded);
+    assert_eq!(
+        w.deploy(&plan, "1.0.0").await.state,
+        DeploymentState::Succeeded
+    );
     std::fs::remove_dir_all(w.target_root("web-3").join("app/releases/1.0.0")).expect("remove");
     let d = w.deploy(&plan, "2.0.0").await;
     assert_eq!(d.state, DeploymentState::Failed);
     let summary = d.summary.expect("summary");
-    assert!(summary["problems"][0].as_str().is_some_and(|p| p.contains("web-3") && p.contains("no longer kept")), "{summary}");
+    assert!(
+        summary["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("web-3") && p.contains("no longer kept")),
+        "{summary}"
+    );
     assert_eq!(w.current("web-1").as_deref(), Some("1.0.0"));
     assert!(!w.target_root("web-1").join("app/releases/2.0.0").exists());
-    assert!(w.engine.store().step_runs(d.id).await.expect("runs").is_empty());
+    assert!(
+        w.engine
+            .store()
+            .step_runs(d.id)
+            .await
+            .expect("runs")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,7 +522,11 @@ async fn on_demand_rollback_returns_to_a_kept_release_or_refuses() {
     for v in ["1.0.0", "2.0.0", "3.0.0"] {
         assert_eq!(w.deploy(&plan, v).await.state, DeploymentState::Succeeded);
     }
-    let d = w.engine.rollback("staging", None, "rita", &Silent).await.expect("rollback");
+    let d = w
+        .engine
+        .rollback("staging", None, "rita", &Silent)
+        .await
+        .expect("rollback");
     assert_eq!(d.state, DeploymentState::Succeeded, "{:?}", d.summary);
     assert_eq!(d.kind, slipway_core::lifecycle::DeploymentKind::Rollback);
     for t in ["web-1", "web-2", "web-3"] {
@@ -387,8 +534,14 @@ async fn on_demand_rollback_returns_to_a_kept_release_or_refuses() {
     }
     // 1.0.0 is gone from one target: refused, and nothing moves.
     std::fs::remove_dir_all(w.target_root("web-2").join("app/releases/1.0.0")).expect("remove");
-    let refused = w.engine.rollback("staging", Some("1.0.0"), "rita", &Silent).await;
-    assert!(matches!(&refused, Err(EngineError::Refused(m)) if m.contains("web-2")), "{refused:?}");
+    let refused = w
+        .engine
+        .rollback("staging", Some("1.0.0"), "rita", &Silent)
+        .await;
+    assert!(
+        matches!(&refused, Err(EngineError::Refused(m)) if m.contains("web-2")),
+        "{refused:?}"
+    );
     assert_eq!(w.current("web-1").as_deref(), Some("2.0.0"));
 }
 
@@ -396,7 +549,10 @@ async fn on_demand_rollback_returns_to_a_kept_release_or_refuses() {
 async fn a_failure_after_the_switch_is_undone() {
     let mut w = World::new().await;
     let plan = flags_plan(&w, "");
-    assert_eq!(w.deploy(&plan, "1.0.0").await.state, DeploymentState::Succeeded);
+    assert_eq!(
+        w.deploy(&plan, "1.0.0").await.state,
+        DeploymentState::Succeeded
+    );
     w.engine = World::engine_in(w.path(), "after_switch@web-2=error").await;
     let d = w.deploy(&plan, "2.0.0").await;
     assert_eq!(d.state, DeploymentState::RolledBack);
@@ -427,10 +583,15 @@ steps:
     for entry in std::fs::read_dir(w.path()).expect("dir").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("record.db") {
-            let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
             if let Some(pos) = bytes.windows(15).position(|win| win == b"s3cr3t-value-42") {
                 let from = pos.saturating_sub(200);
-                panic!("secret found in {name} at {pos}: {:?}", String::from_utf8_lossy(&bytes[from..(pos + 100).min(bytes.len())]));
+                panic!(
+                    "secret found in {name} at {pos}: {:?}",
+                    String::from_utf8_lossy(&bytes[from..(pos + 100).min(bytes.len())])
+                );
             }
         }
     }
@@ -457,9 +618,18 @@ steps:
     assert_eq!(d.state, DeploymentState::Succeeded, "{:?}", d.summary);
     let root = w.target_root("web-1");
     for f in ["pwned", "pwned2", "pwned3"] {
-        assert!(!root.join(f).exists() && !w.path().join(f).exists(), "{f} was created");
+        assert!(
+            !root.join(f).exists() && !w.path().join(f).exists(),
+            "{f} was created"
+        );
     }
-    assert_eq!(std::fs::read_to_string(root.join("argv.txt")).expect("argv"), "$(touch pwned) `touch pwned2`; touch pwned3");
+    assert_eq!(
+        std::fs::read_to_string(root.join("argv.txt")).expect("argv"),
+        "$(touch pwned) `touch pwned2`; touch pwned3"
+    );
     let shell = std::fs::read_to_string(root.join("shell.txt")).expect("shell");
-    assert!(shell.lines().all(|l| l.contains("$(touch pwned)")), "{shell}");
+    assert!(
+        shell.lines().all(|l| l.contains("$(touch pwned)")),
+        "{shell}"
+    );
 }

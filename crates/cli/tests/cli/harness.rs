@@ -27,6 +27,16 @@ impl Test {
         self.dir.path()
     }
 
+    /// The record the commands of this test write.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join(".slipway/slipway.db")
+    }
+
+    /// Writes a file in place (the builder form is `file`).
+    pub fn put(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.path().join(name), content).expect("write file");
+    }
+
     pub fn file(self, name: &str, content: &str) -> Self {
         let path = self.dir.path().join(name);
         if let Some(parent) = path.parent() {
@@ -50,6 +60,7 @@ impl Test {
         Run {
             test: self,
             args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
         }
     }
 
@@ -61,20 +72,41 @@ impl Test {
 pub struct Run<'t> {
     test: &'t Test,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Run<'_> {
-    pub fn run(self) -> Output {
+    /// An environment variable for this run only.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = Command::new(Test::binary());
         cmd.args(&self.args)
             .current_dir(self.test.dir.path())
             .env("NO_COLOR", "1")
             .env("SLIPWAY_HOME", self.test.dir.path().join(".slipway"))
-            .env_remove("SLIPWAY_DATABASE");
-        for (k, v) in &self.test.env {
+            .env_remove("SLIPWAY_DATABASE")
+            .env_remove("SLIPWAY_FAILPOINTS");
+        for (k, v) in self.test.env.iter().chain(&self.env) {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run slipway");
+        cmd
+    }
+
+    /// Starts the command in the background, its output discarded.
+    pub fn spawn(self) -> std::process::Child {
+        self.command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn slipway")
+    }
+
+    pub fn run(self) -> Output {
+        let out = self.command().output().expect("run slipway");
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -91,6 +123,11 @@ impl Output {
             self.code, self.stdout, self.stderr
         );
         self
+    }
+
+    /// Everything the command printed, for searches.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
     }
 
     pub fn json(&self) -> serde_json::Value {

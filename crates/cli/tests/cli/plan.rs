@@ -1,10 +1,8 @@
-//! End-to-end tests of the `slipway` binary, driven through a small fluent harness.
+//! `check`, `plan`, `init` and `schema`.
 
-mod harness;
+use crate::harness::Test;
 
-use harness::Test;
-
-const SKETCH: &str = include_str!("../../../examples/shop.slipway.yaml");
+const SKETCH: &str = include_str!("../../../../examples/shop.slipway.yaml");
 
 #[test]
 fn check_accepts_the_sketch_plan() {

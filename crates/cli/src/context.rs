@@ -1,0 +1,102 @@
+//! What every command that touches the record shares: where the data lives, the store, the engine,
+//! and the recovery of deployments whose process died, which runs before anything else.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use slipway_engine::host::ssh::StandardHosts;
+use slipway_engine::{Engine, EngineConfig, EngineError};
+use slipway_store::SqlStore;
+
+use crate::exit::{FAILED, INVALID, NOT_FOUND_CODE, REFUSED, UNREADABLE, fail};
+use crate::output::Format;
+use crate::progress::Printer;
+
+pub struct Global {
+    pub format: Format,
+    pub database: Option<String>,
+    pub home: Option<PathBuf>,
+    pub actor: Option<String>,
+}
+
+impl Global {
+    pub fn home(&self) -> PathBuf {
+        self.home.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("slipway")
+        })
+    }
+
+    pub fn database(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.home().join("slipway.db").display().to_string())
+    }
+
+    pub fn actor(&self) -> String {
+        self.actor
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+pub struct Context {
+    pub engine: Engine<SqlStore>,
+    pub store: Arc<SqlStore>,
+}
+
+impl Context {
+    /// Opens the record and finishes any deployment left by a dead process.
+    pub async fn open(global: &Global) -> anyhow::Result<Context> {
+        let location = global.database();
+        let store = Arc::new(SqlStore::open(&location).await.map_err(|e| {
+            fail(
+                UNREADABLE,
+                format!("cannot open the record at {location}: {e}"),
+            )
+        })?);
+        let home = global.home();
+        let mut config = EngineConfig::new(&home);
+        if let Some(ms) = std::env::var("SLIPWAY_LEASE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.lease = std::time::Duration::from_millis(ms);
+        }
+        let tofu =
+            std::env::var("SLIPWAY_SSH_TRUST_NEW_HOSTS").is_ok_and(|v| v == "1" || v == "true");
+        let hosts = Arc::new(StandardHosts::new(&home, tofu));
+        let engine = Engine::new(store.clone(), config, hosts);
+        let ctx = Context { engine, store };
+        let printer = Printer::new(global.format == Format::Human, true);
+        for d in ctx.engine.recover(&printer).await.map_err(engine_error)? {
+            eprintln!(
+                "recovered deployment #{} (interrupted): now {}",
+                d.id, d.state
+            );
+        }
+        Ok(ctx)
+    }
+}
+
+/// Maps engine errors to exit codes.
+pub fn engine_error(e: EngineError) -> anyhow::Error {
+    let code = match &e {
+        EngineError::Busy { .. } | EngineError::Refused(_) => REFUSED,
+        EngineError::NotFound(_) => NOT_FOUND_CODE,
+        EngineError::BadSnapshot(..) => INVALID,
+        EngineError::Store(_) => FAILED,
+    };
+    fail(code, e.to_string())
+}
+
+pub fn block_on(f: impl std::future::Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(FAILED, format!("cannot start the runtime: {e}")))?
+        .block_on(f)
+}

@@ -717,7 +717,8 @@ async fn ssh_thirty_concurrent_execs_share_one_connection() {
         let cwd = dir.path().to_path_buf();
         tasks.push(tokio::spawn(async move {
             let mut e = shell(
-                "sleep 0.3; echo \"$N ${SSH_CLIENT%% *} $(echo \"$SSH_CLIENT\" | cut -d' ' -f2)\"",
+                // Shell expansions only: no other program may print into the output.
+                "sleep 0.3; c=${SSH_CLIENT#* }; echo \"$N ${SSH_CLIENT%% *} ${c%% *}\"",
                 &cwd,
             );
             e.env = vec![("N".into(), i.to_string())];

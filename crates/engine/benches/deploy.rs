@@ -11,6 +11,8 @@
 //!    of an on-demand rollback to 1.0.0. Floor: under 2 s.
 //! 3. Memory: the peak RSS (`VmHWM`) of a fresh process that runs the 1,000-target deployment
 //!    (the bench runs itself again with `--only rss`). Floor: under 100 MiB.
+//!
+//! `--only deploy` and `--only rollback` run one scenario once, to profile it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -305,9 +307,30 @@ fn mib(kib: u64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.windows(2).any(|w| w[0] == "--only" && w[1] == "rss") {
-        rss_child();
-        return;
+    // `--only rss` is the memory child; `--only deploy` and `--only rollback` run one of those
+    // scenarios once (for profiling, e.g. under `perf record`).
+    let only = args
+        .windows(2)
+        .find(|w| w[0] == "--only")
+        .map(|w| w[1].as_str());
+    match only {
+        Some("rss") => return rss_child(),
+        Some("deploy") => {
+            let took = runtime().block_on(deploy_noop(&noop_plan()));
+            println!("deploy of {STEP_RUNS} step runs: {}", ms(took));
+            return;
+        }
+        Some("rollback") => {
+            let r = runtime().block_on(rollback_once(&release_plan()));
+            println!(
+                "rollback {} (deploy 1.0.0 {}, deploy 2.0.0 {})",
+                ms(r.rollback),
+                ms(r.deploy_1),
+                ms(r.deploy_2)
+            );
+            return;
+        }
+        _ => {}
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(

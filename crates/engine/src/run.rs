@@ -542,6 +542,9 @@ impl<'e, S: Store> Run<'e, S> {
                 .await;
         }
         let batches: Vec<std::ops::Range<usize>> = sr.batches.ranges().collect();
+        // Blue/green: every target gets the new release in its idle slot first; only when all are
+        // ready does any `current` switch, and then all of them at once.
+        let blue_green = sr.batches.blue_green && step.release_dir.is_some();
         self.emit(Progress::StepStarted {
             step: step.id.value.clone(),
             targets: sr.targets.len(),
@@ -580,7 +583,7 @@ impl<'e, S: Store> Run<'e, S> {
                 .map_err(|e| Failure::at(step, None, e.to_string()))?;
             let pairs: Vec<(u32, i64)> = targets.iter().copied().zip(ids).collect();
             let results = futures::stream::iter(pairs)
-                .map(|(t, id)| self.run_unit(index, t, id))
+                .map(|(t, id)| self.run_unit(index, t, id, !blue_green))
                 .buffer_unordered(self.engine.config.target_concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
@@ -610,6 +613,9 @@ impl<'e, S: Store> Run<'e, S> {
                 .finish_step_runs(finished, None)
                 .await
                 .map_err(|e| Failure::at(step, None, e.to_string()))?;
+            if failure.is_none() && blue_green {
+                failure = self.switch_all(index, &targets).await.err();
+            }
             if let Some(f) = failure {
                 self.emit(Progress::StepFinished {
                     step: step.id.value.clone(),
@@ -659,6 +665,39 @@ impl<'e, S: Store> Run<'e, S> {
             ok: true,
         });
         Ok(())
+    }
+
+    /// The blue/green switch: every prepared target goes live together.
+    async fn switch_all(&self, index: usize, targets: &[u32]) -> Result<(), Failure> {
+        let step = &self.plan().steps[index];
+        self.stage(format!(
+            "[{}] every target is ready; switching all {} at once",
+            step.id.value,
+            targets.len()
+        ));
+        let results = futures::stream::iter(targets.to_vec())
+            .map(|t| async move { (t, self.switch_unit(index, t).await) })
+            .buffer_unordered(self.engine.config.target_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut failure = None;
+        for (t, outcome) in results {
+            let target = self.target(t);
+            let (ok, message) = match &outcome {
+                Ok(m) => (true, m.clone()),
+                Err(m) => (false, m.clone()),
+            };
+            self.emit(Progress::UnitFinished {
+                step: format!("{} (switch)", step.id.value),
+                target: target.name.value.clone(),
+                ok,
+                message: message.clone(),
+            });
+            if !ok && failure.is_none() {
+                failure = Some(Failure::at(step, Some(target), message));
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Sleeps, still stopping promptly on a cancel.
@@ -833,11 +872,13 @@ impl<'e, S: Store> Run<'e, S> {
 
     /// One step on one target. Returns the record of the first phase (for the batch's single
     /// write) and the outcome.
+    /// `switch_now` is false for blue/green, which prepares every target before switching any.
     async fn run_unit(
         &self,
         index: usize,
         t: u32,
         intent: i64,
+        switch_now: bool,
     ) -> (u32, Option<StepRunResult>, Result<String, String>) {
         let step = &self.plan().steps[index];
         let name = self.target(t).name.value.clone();
@@ -938,6 +979,26 @@ impl<'e, S: Store> Run<'e, S> {
         if let Err(e) = self.fail_point("after_run", Some(&name)).await {
             return (t, first, Err(e));
         }
+        if !switch_now {
+            return (
+                t,
+                first,
+                Ok(format!("{} prepared in the idle slot", self.version)),
+            );
+        }
+        (t, first, self.switch_unit(index, t).await)
+    }
+
+    /// Points a target's `current` at the new release and activates it.
+    async fn switch_unit(&self, index: usize, t: u32) -> Result<String, String> {
+        let step = &self.plan().steps[index];
+        let name = self.target(t).name.value.clone();
+        let host = self.host(t)?.clone();
+        let timeout = step.timeout.as_ref().map(|d| d.value);
+        let base = self
+            .release_base(step, host.as_ref())
+            .ok_or("not a release-directory step")?;
+        let release = format!("{base}/releases/{}", self.version);
         // Intent for the switch and activation, committed before the link moves.
         let switch_intent = NewStepRun {
             deployment_id: self.d.id,
@@ -947,15 +1008,14 @@ impl<'e, S: Store> Run<'e, S> {
             attempt: 1,
             started_at: now_millis(),
         };
-        let switch_id = match self
+        let switch_id = self
             .engine
             .store
             .start_step_runs(vec![switch_intent], None)
             .await
-        {
-            Ok(ids) => ids.first().copied(),
-            Err(e) => return (t, first, Err(e.to_string())),
-        };
+            .map_err(|e| e.to_string())?
+            .first()
+            .copied();
         self.units
             .lock()
             .map(|mut u| {
@@ -979,24 +1039,19 @@ impl<'e, S: Store> Run<'e, S> {
                     .finish_step_runs(vec![self.result(id, "failed", None, &e)], None)
                     .await;
             }
-            return (t, first, Err(e));
+            return Err(e);
         }
-        if let Err(e) = self.fail_point("after_switch", Some(&name)).await {
-            return (t, first, Err(e));
-        }
+        self.fail_point("after_switch", Some(&name)).await?;
         let outcome = match &step.activate {
             Some(activate) => {
-                let exec = match self.exec_for(
+                let exec = self.exec_for(
                     t,
                     activate,
                     format!("{base}/current"),
                     Some(&release),
                     host.as_ref(),
                     timeout,
-                ) {
-                    Ok(e) => e,
-                    Err(e) => return (t, first, Err(e)),
-                };
+                )?;
                 let (record, outcome) = self
                     .attempt(step, t, "activate", switch_id, exec, step.retries)
                     .await;
@@ -1019,11 +1074,7 @@ impl<'e, S: Store> Run<'e, S> {
                 Ok(())
             }
         };
-        (
-            t,
-            first,
-            outcome.map(|()| format!("now on {}", self.version)),
-        )
+        outcome.map(|()| format!("now on {}", self.version))
     }
 
     /// Runs the step's checks on `targets`; the batch fails if any check fails on any target.

@@ -633,3 +633,104 @@ steps:
         "{shell}"
     );
 }
+
+fn strategy_plan(w: &World, strategy: &str) -> String {
+    let log = w.path().join("order.log");
+    flags_plan(w, "")
+        .replace("    strategy: { rolling: { batch: 1 } }\n", &format!("    strategy: {strategy}\n"))
+        .replace(
+            "    run: echo \"$SLIPWAY_VERSION\" > VERSION\n",
+            &format!(
+                "    run: echo \"$SLIPWAY_VERSION\" > VERSION; echo \"prepare $SLIPWAY_TARGET\" >> {log}\n    activate: echo \"activate $SLIPWAY_TARGET\" >> {log}\n",
+                log = log.display()
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_prepares_every_target_before_switching_all_at_once() {
+    let w = World::new().await;
+    let plan = strategy_plan(&w, "{ blue_green: {} }");
+    assert_eq!(
+        w.deploy(&plan, "1.0.0").await.state,
+        DeploymentState::Succeeded
+    );
+    let log = std::fs::read_to_string(w.path().join("order.log")).expect("log");
+    let lines: Vec<&str> = log.lines().collect();
+    let last_prepare = lines
+        .iter()
+        .rposition(|l| l.starts_with("prepare"))
+        .expect("prepares");
+    let first_activate = lines
+        .iter()
+        .position(|l| l.starts_with("activate"))
+        .expect("activates");
+    assert!(last_prepare < first_activate, "{log}");
+    assert_eq!(lines.len(), 6);
+    // A failing check after the switch puts every target back on the old slot.
+    std::fs::write(w.path().join("flags/unhealthy-web-3-2.0.0"), "").expect("flag");
+    let d = w.deploy(&plan, "2.0.0").await;
+    assert_eq!(d.state, DeploymentState::RolledBack, "{:?}", d.summary);
+    for t in ["web-1", "web-2", "web-3"] {
+        assert_eq!(w.current(t).as_deref(), Some("1.0.0"), "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_stages_wait_for_confirmation_between_them() {
+    let w = World::new().await;
+    let plan = strategy_plan(
+        &w,
+        "{ canary: { stages: [33%, 66%, 100%], pause: confirm } }",
+    );
+    let d = w
+        .engine
+        .create(&w.request(&plan, "staging", Some("1.0.0")))
+        .await
+        .expect("create");
+    let engine = w.engine.clone();
+    let id = d.id;
+    let running = tokio::spawn(async move { engine.run(id, Secrets::default(), &Silent).await });
+    for stage in ["install#stage1", "install#stage2"] {
+        let start = std::time::Instant::now();
+        loop {
+            let events = w
+                .engine
+                .store()
+                .events(slipway_store::EventFilter {
+                    deployment_id: Some(id),
+                    ..Default::default()
+                })
+                .await
+                .expect("events");
+            if events
+                .iter()
+                .any(|e| e.kind == "waiting_for_confirmation" && e.data["step"] == stage)
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "never waited for {stage}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let switched = ["web-1", "web-2", "web-3"]
+            .iter()
+            .filter(|t| w.current(t).is_some())
+            .count();
+        assert_eq!(
+            switched,
+            if stage.ends_with('1') { 1 } else { 2 },
+            "only the canary share is live at {stage}"
+        );
+        assert!(w.engine.confirm(id, stage, "carol").await.expect("confirm"));
+    }
+    let done = running.await.expect("task").expect("run");
+    assert_eq!(done.state, DeploymentState::Succeeded);
+    assert!(
+        ["web-1", "web-2", "web-3"]
+            .iter()
+            .all(|t| w.current(t).as_deref() == Some("1.0.0"))
+    );
+}

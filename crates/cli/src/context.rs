@@ -82,6 +82,23 @@ impl Context {
     }
 }
 
+/// Maps coordination refusals to exit codes.
+pub fn coordination_error(e: slipway_engine::CoordinationError) -> anyhow::Error {
+    use slipway_engine::CoordinationError as C;
+    match e {
+        C::Engine(e) => engine_error(e),
+        C::Invalid(m) => fail(INVALID, m),
+        other => fail(REFUSED, format!("{other} [{}]", other.code())),
+    }
+}
+
+impl Context {
+    /// The acting user as recorded (with their roles), or one with no roles.
+    pub async fn user(&self, global: &Global) -> anyhow::Result<slipway_store::User> {
+        Ok(slipway_engine::identity::user_or_nobody(self.store.as_ref(), &global.actor()).await?)
+    }
+}
+
 /// Maps engine errors to exit codes.
 pub fn engine_error(e: EngineError) -> anyhow::Error {
     let code = match &e {

@@ -16,6 +16,8 @@ pub const FAILED: u8 = 4;
 pub const REFUSED: u8 = 5;
 /// The deployment was cancelled.
 pub const CANCELLED: u8 = 6;
+/// Accepted but not started: waiting for approvals, or scheduled for its window or `--at`.
+pub const PENDING: u8 = 7;
 /// No such deployment.
 pub const NOT_FOUND_CODE: u8 = INVALID;
 

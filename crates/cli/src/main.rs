@@ -63,7 +63,8 @@ enum Command {
         #[arg(long)]
         version: Option<String>,
     },
-    /// Deploy a plan to an environment: preflight, batches, validation, automatic rollback.
+    /// Deploy a plan to an environment: approvals, windows, preflight, batches, validation,
+    /// automatic rollback.
     Deploy {
         plan: PathBuf,
         #[arg(long, short = 'e')]
@@ -71,6 +72,44 @@ enum Command {
         /// Deploy this version instead of `release.version`.
         #[arg(long)]
         version: Option<String>,
+        /// Start no earlier than this time (same forms as `plan --at`); a server starts it then.
+        #[arg(long)]
+        at: Option<String>,
+        /// As an admin, let it through a freeze (and outside windows), with this written reason.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+    },
+    /// Approve a deployment awaiting approval (as the acting user, who needs an approving role).
+    Approve {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a deployment awaiting approval; a reason is required.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Run a queued deployment now, in this process (a `slipway serve` worker does it otherwise).
+    Start { id: i64 },
+    /// Replace the plan of a deployment that has not started; approvals given so far are void.
+    Amend { id: i64, plan: PathBuf },
+    /// As an admin, let a deployment through a freeze and outside windows, with a written reason.
+    BreakGlass {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Manage users and their roles.
+    User {
+        #[command(subcommand)]
+        command: commands::admin::UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: commands::admin::TokenCommand,
     },
     /// Return an environment to an earlier release still kept on its targets.
     Rollback {
@@ -174,9 +213,36 @@ fn main() -> ExitCode {
         Command::DemoService { command } => commands::demo::service(command),
         other => context::block_on(async move {
             match other {
-                Command::Deploy { plan, env, version } => {
-                    commands::deploy::deploy(&global, &plan, &env, version).await
+                Command::Deploy {
+                    plan,
+                    env,
+                    version,
+                    at,
+                    break_glass,
+                } => {
+                    commands::deploy::deploy(
+                        &global,
+                        &plan,
+                        &env,
+                        version,
+                        at.as_deref(),
+                        break_glass.as_deref(),
+                    )
+                    .await
                 }
+                Command::Approve { id, reason } => {
+                    commands::control::decide(&global, id, true, reason.as_deref()).await
+                }
+                Command::Reject { id, reason } => {
+                    commands::control::decide(&global, id, false, Some(&reason)).await
+                }
+                Command::Start { id } => commands::deploy::start(&global, id).await,
+                Command::Amend { id, plan } => commands::control::amend(&global, id, &plan).await,
+                Command::BreakGlass { id, reason } => {
+                    commands::control::break_glass(&global, id, &reason).await
+                }
+                Command::User { command } => commands::admin::user(&global, command).await,
+                Command::Token { command } => commands::admin::token(&global, command).await,
                 Command::Rollback { env, to } => {
                     commands::deploy::rollback(&global, &env, to.as_deref()).await
                 }

@@ -3,6 +3,7 @@
 //! database, network or process code lives here.
 
 pub mod calendar;
+pub mod coordination;
 pub mod dag;
 pub mod diag;
 pub mod duration;

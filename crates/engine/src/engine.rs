@@ -216,11 +216,26 @@ impl<S: Store> Engine<S> {
         &self.config
     }
 
-    /// Records a new deployment, queued to run.
+    /// Records a new deployment through the coordination rules (risk policy, freezes, approvals,
+    /// windows); it starts queued only if nothing holds it back.
     pub async fn create(&self, request: &DeployRequest) -> EngineResult<Deployment> {
+        self.request(request, None, None)
+            .await
+            .map_err(|e| match e {
+                crate::coordinator::CoordinationError::Engine(e) => e,
+                other => EngineError::Refused(other.to_string()),
+            })
+    }
+
+    /// Writes the deployment record in `state`.
+    pub(crate) async fn create_with(
+        &self,
+        request: &DeployRequest,
+        state: DeploymentState,
+        scheduled_for: Option<i64>,
+        risk: Option<serde_json::Value>,
+    ) -> EngineResult<Deployment> {
         let plan = &request.plan;
-        slipway_core::rollout::environment(&plan.plan, &request.environment)
-            .map_err(|e| EngineError::Refused(e.to_string()))?;
         let version = request
             .version
             .clone()
@@ -228,6 +243,13 @@ impl<S: Store> Engine<S> {
         let now = now_millis();
         let plan_file =
             std::fs::canonicalize(&request.plan_file).unwrap_or_else(|_| request.plan_file.clone());
+        // Only a deployment that can start at once is run by the process that asked for it;
+        // the others are started by a worker (or `slipway start`) when their time comes.
+        let origin = if state == DeploymentState::Queued {
+            request.origin.as_str()
+        } else {
+            "worker"
+        };
         let d = self
             .store
             .create_deployment(
@@ -240,18 +262,19 @@ impl<S: Store> Engine<S> {
                     plan_source: plan.source.text().to_string(),
                     version: version.clone(),
                     requester: request.requester.clone(),
-                    state: DeploymentState::Queued,
+                    state,
                     created_at: now,
-                    scheduled_for: None,
+                    scheduled_for,
                     rollback_of: None,
-                    params: json!({"origin": request.origin}),
+                    params: json!({"origin": origin}),
+                    risk,
                 },
                 NewEvent::new(
                     None,
                     now,
                     "deployment_created",
                     &request.requester,
-                    json!({"environment": request.environment, "version": version, "plan_hash": plan.hash, "plan": plan.plan.release.name.value}),
+                    json!({"environment": request.environment, "version": version, "plan_hash": plan.hash, "plan": plan.plan.release.name.value, "state": state.as_str()}),
                 ),
             )
             .await?;
@@ -392,6 +415,20 @@ impl<S: Store> Engine<S> {
                 "deployment #{id} is {}, not queued",
                 d.state
             )));
+        }
+        // Defence in depth: the approvals must hold for the plan as it is now.
+        if crate::coordinator::requirement_of(&d).required > 0 {
+            let standing = self
+                .standing(id)
+                .await
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+            if !standing.approvals.satisfied {
+                return Err(EngineError::Refused(format!(
+                    "deployment #{id} lacks approvals for its current plan ({} of {})",
+                    standing.approvals.approvers.len(),
+                    standing.approvals.required
+                )));
+            }
         }
         let lease = self.lock(&d.environment, id).await?;
         let result = crate::run::Run::prepare(self, d, secrets, observer, lease.lost.clone())

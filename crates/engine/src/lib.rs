@@ -5,14 +5,17 @@
 pub mod artifact;
 pub mod checks;
 pub mod context;
+pub mod coordinator;
 mod engine;
 pub mod failpoint;
 pub mod host;
+pub mod identity;
 pub mod progress;
 mod recover;
 mod run;
 pub mod secrets;
 
+pub use coordinator::{CoordinationError, CoordinationResult, Standing};
 pub use engine::{
     DeployRequest, Engine, EngineConfig, EngineError, EngineResult, Holder, HostFactory,
     LocalHosts, now_millis,

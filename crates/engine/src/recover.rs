@@ -205,6 +205,7 @@ impl<S: Store> Engine<S> {
                     scheduled_for: None,
                     rollback_of: Some(source.id),
                     params: json!({"from": from, "to": to, "origin": "cli"}),
+                    risk: None,
                 },
                 NewEvent::new(None, now, "rollback_requested", requester, json!({"environment": environment, "from": from, "to": to, "undoes": source.id})),
             )

@@ -138,4 +138,64 @@ pub trait Store: Send + Sync + 'static {
         &self,
         deployment: DeploymentId,
     ) -> impl Future<Output = Result<Vec<Confirmation>>> + Send;
+
+    fn upsert_user(&self, user: User, event: NewEvent) -> impl Future<Output = Result<()>> + Send;
+
+    fn user(&self, name: &str) -> impl Future<Output = Result<Option<User>>> + Send;
+
+    fn users(&self) -> impl Future<Output = Result<Vec<User>>> + Send;
+
+    fn create_token(
+        &self,
+        token: NewToken,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The live (not revoked, not expired at `now`) token with this hash, and its user.
+    fn token_by_hash(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<(Token, User)>>> + Send;
+
+    fn tokens(&self, user: Option<&str>) -> impl Future<Output = Result<Vec<Token>>> + Send;
+
+    fn revoke_token(
+        &self,
+        id: &str,
+        at: i64,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn touch_token(&self, id: &str, at: i64) -> impl Future<Output = Result<()>> + Send;
+
+    fn record_decision(
+        &self,
+        deployment: DeploymentId,
+        decision: Decision,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn decisions(
+        &self,
+        deployment: DeploymentId,
+    ) -> impl Future<Output = Result<Vec<Decision>>> + Send;
+
+    /// Replaces the plan of a deployment that has not started (it must be in one of `from`).
+    fn amend_plan(
+        &self,
+        deployment: DeploymentId,
+        from: &[DeploymentState],
+        plan_source: String,
+        plan_hash: String,
+        risk: Option<serde_json::Value>,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn set_break_glass(
+        &self,
+        deployment: DeploymentId,
+        record: serde_json::Value,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }

@@ -31,6 +31,10 @@ pub struct Deployment {
     pub cancel_requested: bool,
     /// Free-form parameters (for example the release a rollback returns to).
     pub params: serde_json::Value,
+    /// Set when an admin let it through a freeze: who, when and why.
+    pub break_glass: Option<serde_json::Value>,
+    /// The risk assessment made when it was requested.
+    pub risk: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,7 @@ pub struct NewDeployment {
     pub scheduled_for: Option<i64>,
     pub rollback_of: Option<DeploymentId>,
     pub params: serde_json::Value,
+    pub risk: Option<serde_json::Value>,
 }
 
 /// Which deployments to list, newest first.
@@ -61,6 +66,7 @@ pub struct DeploymentFilter {
 /// Fields set together with a state change.
 #[derive(Debug, Clone, Default)]
 pub struct StatePatch {
+    pub scheduled_for: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub summary: Option<serde_json::Value>,
@@ -200,3 +206,36 @@ pub struct Confirmation {
     pub actor: String,
     pub at: i64,
 }
+
+/// A person who uses Slipway, with the roles that say what they may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    pub disabled: bool,
+}
+
+/// An API token as recorded; the token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Token {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+pub use slipway_core::coordination::Decision;

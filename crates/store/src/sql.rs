@@ -18,11 +18,18 @@ enum Backend {
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add the next.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "record",
-    include_str!("../migrations/sqlite/0001_record.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "record",
+        include_str!("../migrations/sqlite/0001_record.sql"),
+    ),
+    (
+        2,
+        "coordination",
+        include_str!("../migrations/sqlite/0002_coordination.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct SqlStore {
@@ -227,7 +234,7 @@ fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>> 
     .transpose()
 }
 
-const DEPLOYMENT_COLUMNS: &str = "id, kind, environment, plan_name, plan_file, plan_hash, plan_source, version, requester, state, created_at, started_at, finished_at, scheduled_for, rollback_of, summary, cancel_requested, params";
+const DEPLOYMENT_COLUMNS: &str = "id, kind, environment, plan_name, plan_file, plan_hash, plan_source, version, requester, state, created_at, started_at, finished_at, scheduled_for, rollback_of, summary, cancel_requested, params, break_glass, risk";
 
 fn deployment_from_row(row: &AnyRow) -> Result<Deployment> {
     let kind: String = row.try_get("kind")?;
@@ -253,8 +260,35 @@ fn deployment_from_row(row: &AnyRow) -> Result<Deployment> {
         summary: json_column(row, "summary")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         params: json_column(row, "params")?.unwrap_or(serde_json::Value::Null),
+        break_glass: json_column(row, "break_glass")?,
+        risk: json_column(row, "risk")?,
     })
 }
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    let roles: String = row.try_get("roles")?;
+    Ok(User {
+        name: row.try_get("name")?,
+        roles: serde_json::from_str(&roles)
+            .map_err(|e| corrupt(format!("roles are not JSON: {e}")))?,
+        created_at: row.try_get("created_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<Token> {
+    Ok(Token {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, user_name, name, created_at, expires_at, revoked_at, last_used_at";
 
 fn step_run_from_row(row: &AnyRow) -> Result<StepRun> {
     Ok(StepRun {
@@ -319,8 +353,8 @@ impl Store for SqlStore {
         let (mut conn, backend) = self.write().await?;
         let mut tx = begin_write(&mut conn, backend).await?;
         let row = sqlx::query(
-            "INSERT INTO deployments (kind, environment, plan_name, plan_file, plan_hash, plan_source, version, requester, state, created_at, scheduled_for, rollback_of, params) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+            "INSERT INTO deployments (kind, environment, plan_name, plan_file, plan_hash, plan_source, version, requester, state, created_at, scheduled_for, rollback_of, params, risk) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(new.kind.as_str())
         .bind(&new.environment)
@@ -335,6 +369,7 @@ impl Store for SqlStore {
         .bind(new.scheduled_for)
         .bind(new.rollback_of)
         .bind(new.params.to_string())
+        .bind(new.risk.map(|r| r.to_string()))
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -396,8 +431,8 @@ impl Store for SqlStore {
         let mut tx = begin_write(&mut conn, backend).await?;
         let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let sql = format!(
-            "UPDATE deployments SET state = $1, started_at = COALESCE($2, started_at), finished_at = COALESCE($3, finished_at), summary = COALESCE($4, summary) \
-             WHERE id = $5 AND state IN ({})",
+            "UPDATE deployments SET state = $1, started_at = COALESCE($2, started_at), finished_at = COALESCE($3, finished_at), summary = COALESCE($4, summary), \
+             scheduled_for = COALESCE($5, scheduled_for) WHERE id = $6 AND state IN ({})",
             list.join(", ")
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -405,6 +440,7 @@ impl Store for SqlStore {
             .bind(patch.started_at)
             .bind(patch.finished_at)
             .bind(patch.summary.map(|s| s.to_string()))
+            .bind(patch.scheduled_for)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -772,5 +808,217 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn upsert_user(&self, user: User, event: NewEvent) -> Result<()> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        let roles = serde_json::to_string(&user.roles).map_err(|e| corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO users (name, roles, created_at, disabled) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, disabled = excluded.disabled",
+        )
+        .bind(&user.name)
+        .bind(roles)
+        .bind(user.created_at)
+        .bind(i64::from(user.disabled))
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row =
+            sqlx::query("SELECT name, roles, created_at, disabled FROM users WHERE name = $1")
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT name, roles, created_at, disabled FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_token(&self, token: NewToken, event: NewEvent) -> Result<()> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        sqlx::query("INSERT INTO tokens (id, user_name, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&token.id)
+            .bind(&token.user)
+            .bind(&token.name)
+            .bind(&token.hash)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str, now: i64) -> Result<Option<(Token, User)>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(hash.to_string())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let token = token_from_row(&row)?;
+        match self.user(&token.user).await? {
+            Some(user) if !user.disabled => Ok(Some((token, user))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<Token>> {
+        let rows =
+            match user {
+                Some(u) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_name = $1 ORDER BY created_at"
+                )))
+                .bind(u.to_string())
+                .fetch_all(&self.pool)
+                .await?,
+                None => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: i64, event: NewEvent) -> Result<bool> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_token(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_decision(
+        &self,
+        deployment: DeploymentId,
+        decision: Decision,
+        event: NewEvent,
+    ) -> Result<()> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        sqlx::query("INSERT INTO decisions (deployment_id, approver, approve, reason, plan_hash, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(deployment)
+            .bind(&decision.approver)
+            .bind(i64::from(decision.approve))
+            .bind(&decision.reason)
+            .bind(&decision.plan_hash)
+            .bind(decision.at)
+            .execute(&mut *tx)
+            .await?;
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn decisions(&self, deployment: DeploymentId) -> Result<Vec<Decision>> {
+        let rows = sqlx::query("SELECT approver, approve, reason, plan_hash, at FROM decisions WHERE deployment_id = $1 ORDER BY id")
+            .bind(deployment)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Decision {
+                    approver: r.try_get("approver")?,
+                    approve: r.try_get::<i64, _>("approve")? != 0,
+                    reason: r.try_get("reason")?,
+                    plan_hash: r.try_get("plan_hash")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn amend_plan(
+        &self,
+        deployment: DeploymentId,
+        from: &[DeploymentState],
+        plan_source: String,
+        plan_hash: String,
+        risk: Option<serde_json::Value>,
+        event: NewEvent,
+    ) -> Result<bool> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let sql = format!(
+            "UPDATE deployments SET plan_source = $1, plan_hash = $2, risk = COALESCE($3, risk) WHERE id = $4 AND state IN ({})",
+            list.join(", ")
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(plan_source)
+            .bind(plan_hash)
+            .bind(risk.map(|r| r.to_string()))
+            .bind(deployment)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_break_glass(
+        &self,
+        deployment: DeploymentId,
+        record: serde_json::Value,
+        event: NewEvent,
+    ) -> Result<bool> {
+        let (mut conn, backend) = self.write().await?;
+        let mut tx = begin_write(&mut conn, backend).await?;
+        let done = sqlx::query("UPDATE deployments SET break_glass = $1 WHERE id = $2")
+            .bind(record.to_string())
+            .bind(deployment)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

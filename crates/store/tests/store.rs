@@ -27,6 +27,7 @@ fn new_deployment(env: &str) -> NewDeployment {
         scheduled_for: None,
         rollback_of: None,
         params: json!({"note": "x"}),
+        risk: Some(json!({"approvals": {"required": 1}})),
     }
 }
 
@@ -353,6 +354,161 @@ async fn a_manual_step_is_confirmed_once(store: &impl Store) {
     assert_eq!(all[0].actor, "nina");
 }
 
+async fn people_tokens_and_decisions(store: &impl Store) {
+    let user = User {
+        name: "bob".into(),
+        roles: vec!["cab".into(), "deployer".into()],
+        created_at: 1,
+        disabled: false,
+    };
+    store
+        .upsert_user(user.clone(), ev("user_added"))
+        .await
+        .expect("user");
+    assert_eq!(store.user("bob").await.expect("user"), Some(user.clone()));
+    store
+        .upsert_user(
+            User {
+                roles: vec!["viewer".into()],
+                ..user.clone()
+            },
+            ev("user_changed"),
+        )
+        .await
+        .expect("user");
+    assert_eq!(
+        store.user("bob").await.expect("user").map(|u| u.roles),
+        Some(vec!["viewer".to_string()])
+    );
+    let token = NewToken {
+        id: "t1".into(),
+        user: "bob".into(),
+        name: "ci".into(),
+        hash: "h-abc".into(),
+        created_at: 10,
+        expires_at: Some(100),
+    };
+    store
+        .create_token(token, ev("token_created"))
+        .await
+        .expect("token");
+    let found = store.token_by_hash("h-abc", 50).await.expect("lookup");
+    assert_eq!(
+        found.map(|(t, u)| (t.id, u.name)),
+        Some(("t1".to_string(), "bob".to_string()))
+    );
+    assert!(
+        store
+            .token_by_hash("h-abc", 100)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        store
+            .token_by_hash("h-nope", 50)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert!(
+        store
+            .revoke_token("t1", 60, ev("token_revoked"))
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_token("t1", 61, ev("token_revoked"))
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        store
+            .token_by_hash("h-abc", 50)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "revoked"
+    );
+    assert_eq!(
+        store.tokens(Some("bob")).await.expect("tokens")[0].revoked_at,
+        Some(60)
+    );
+
+    let d = store
+        .create_deployment(new_deployment("production"), ev("created"))
+        .await
+        .expect("create");
+    assert_eq!(d.risk, Some(json!({"approvals": {"required": 1}})));
+    let decision = Decision {
+        approver: "bob".into(),
+        approve: true,
+        reason: None,
+        plan_hash: "abc".into(),
+        at: 20,
+    };
+    store
+        .record_decision(d.id, decision.clone(), ev("approved"))
+        .await
+        .expect("decide");
+    assert_eq!(
+        store.decisions(d.id).await.expect("decisions"),
+        vec![decision]
+    );
+    assert!(
+        store
+            .amend_plan(
+                d.id,
+                &[DeploymentState::Queued],
+                "slipway: 1 # v2\n".into(),
+                "def".into(),
+                None,
+                ev("amended")
+            )
+            .await
+            .expect("amend")
+    );
+    let amended = store.deployment(d.id).await.expect("get").expect("exists");
+    assert_eq!(
+        (amended.plan_hash.as_str(), amended.risk.is_some()),
+        ("def", true)
+    );
+    assert!(
+        !store
+            .amend_plan(
+                d.id,
+                &[DeploymentState::Running],
+                String::new(),
+                String::new(),
+                None,
+                ev("amended")
+            )
+            .await
+            .expect("amend")
+    );
+    assert!(
+        store
+            .set_break_glass(
+                d.id,
+                json!({"by": "root", "reason": "outage"}),
+                ev("break_glass")
+            )
+            .await
+            .expect("glass")
+    );
+    assert_eq!(
+        store
+            .deployment(d.id)
+            .await
+            .expect("get")
+            .and_then(|d| d.break_glass)
+            .map(|b| b["reason"].clone()),
+        Some(json!("outage"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_conformance() {
     let (_dir, store) = sqlite().await;
@@ -362,6 +518,7 @@ async fn sqlite_conformance() {
     inventory_is_upserted_per_target(&store).await;
     one_lock_per_environment_with_a_lease(&store).await;
     a_manual_step_is_confirmed_once(&store).await;
+    people_tokens_and_decisions(&store).await;
     assert_eq!(store.verify_chain().await.expect("verify").first_bad, None);
 }
 

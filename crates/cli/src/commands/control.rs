@@ -25,11 +25,12 @@ pub async fn cancel(global: &Global, id: i64) -> anyhow::Result<u8> {
 
 pub async fn confirm(global: &Global, id: i64, step: &str) -> anyhow::Result<u8> {
     let ctx = Context::open(global).await?;
+    let user = ctx.user(global).await?;
     let first = ctx
         .engine
-        .confirm(id, step, &global.actor())
+        .confirm_as(id, step, &user)
         .await
-        .map_err(engine_error)?;
+        .map_err(crate::context::coordination_error)?;
     if !first {
         return Err(fail(
             REFUSED,
@@ -38,12 +39,9 @@ pub async fn confirm(global: &Global, id: i64, step: &str) -> anyhow::Result<u8>
     }
     match global.format {
         Format::Json => {
-            print_json(&json!({"deployment": id, "step": step, "confirmed_by": global.actor()}))?
+            print_json(&json!({"deployment": id, "step": step, "confirmed_by": user.name}))?
         }
-        Format::Human => println!(
-            "confirmed `{step}` of deployment #{id} as {}",
-            global.actor()
-        ),
+        Format::Human => println!("confirmed `{step}` of deployment #{id} as {}", user.name),
     }
     Ok(OK)
 }
@@ -63,6 +61,86 @@ pub async fn resume(global: &Global) -> anyhow::Result<u8> {
                 );
             }
         }
+    }
+    Ok(OK)
+}
+
+pub async fn decide(
+    global: &Global,
+    id: i64,
+    approve: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<u8> {
+    let ctx = Context::open(global).await?;
+    let user = ctx.user(global).await?;
+    let standing = ctx
+        .engine
+        .decide(id, &user, approve, reason)
+        .await
+        .map_err(crate::context::coordination_error)?;
+    match global.format {
+        Format::Json => print_json(&standing)?,
+        Format::Human => {
+            let a = &standing.approvals;
+            let verb = if approve { "approved" } else { "rejected" };
+            println!(
+                "{verb} deployment #{id} as {}: {} of {} approval(s); it is now {}",
+                user.name,
+                a.approvers.len(),
+                a.required,
+                standing.deployment.state
+            );
+            if standing.deployment.state == slipway_store::DeploymentState::Queued {
+                println!("start it with `slipway start {id}`, or let `slipway serve` start it");
+            }
+        }
+    }
+    Ok(OK)
+}
+
+pub async fn amend(global: &Global, id: i64, plan: &std::path::Path) -> anyhow::Result<u8> {
+    let loaded = match super::read_plan(plan)? {
+        Ok(l) => l,
+        Err(errors) => {
+            return Err(fail(
+                crate::exit::INVALID,
+                format!("{errors}; the deployment was not changed"),
+            ));
+        }
+    };
+    let ctx = Context::open(global).await?;
+    let user = ctx.user(global).await?;
+    let standing = ctx
+        .engine
+        .amend(id, &loaded, &user)
+        .await
+        .map_err(crate::context::coordination_error)?;
+    match global.format {
+        Format::Json => print_json(&standing)?,
+        Format::Human => println!(
+            "deployment #{id} now runs plan {}; it is {} ({} approval(s) still count)",
+            &loaded.hash[..12],
+            standing.deployment.state,
+            standing.approvals.approvers.len()
+        ),
+    }
+    Ok(OK)
+}
+
+pub async fn break_glass(global: &Global, id: i64, reason: &str) -> anyhow::Result<u8> {
+    let ctx = Context::open(global).await?;
+    let user = ctx.user(global).await?;
+    let d = ctx
+        .engine
+        .break_glass(id, &user, reason)
+        .await
+        .map_err(crate::context::coordination_error)?;
+    match global.format {
+        Format::Json => print_json(&json!({"deployment": d}))?,
+        Format::Human => println!(
+            "break-glass recorded on deployment #{id} by {}: {reason}; it is {}",
+            user.name, d.state
+        ),
     }
     Ok(OK)
 }

@@ -36,7 +36,17 @@ pub async fn status(global: &Global, id: Option<i64>) -> anyhow::Result<u8> {
         let d = get(&ctx, id).await?;
         let runs = ctx.store.step_runs(id).await?;
         if global.format == Format::Json {
-            print_json(&json!({"deployment": d, "step_runs": runs}))?;
+            let events = ctx
+                .store
+                .events(EventFilter {
+                    deployment_id: Some(id),
+                    ..Default::default()
+                })
+                .await?;
+            let approvals = ctx.engine.standing(id).await.ok().map(|s| s.approvals);
+            print_json(
+                &json!({"deployment": d, "step_runs": runs, "events": events, "approvals": approvals}),
+            )?;
             return Ok(OK);
         }
         println!("{}", describe(&d));

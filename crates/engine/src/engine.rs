@@ -431,10 +431,20 @@ impl<S: Store> Engine<S> {
             }
         }
         let lease = self.lock(&d.environment, id).await?;
-        let result = crate::run::Run::prepare(self, d, secrets, observer, lease.lost.clone())
-            .await?
-            .forward()
-            .await;
+        let rollback_to = d
+            .params
+            .get("to")
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
+        let kind = d.kind;
+        let result =
+            match crate::run::Run::prepare(self, d, secrets, observer, lease.lost.clone()).await {
+                Ok(run) => match (kind, rollback_to) {
+                    (DeploymentKind::Rollback, Some(to)) => run.roll_back_to(&to).await,
+                    _ => run.forward().await,
+                },
+                Err(e) => Err(e),
+            };
         lease.release().await;
         result?;
         self.store

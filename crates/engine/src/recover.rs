@@ -16,7 +16,7 @@ use crate::secrets::Secrets;
 impl<S: Store> Engine<S> {
     /// Secrets as this process can read them; a recovery must not fail for want of one, so an
     /// unreadable secret becomes empty and the compensation that needs it may fail visibly.
-    fn secrets_for(&self, d: &Deployment) -> Secrets {
+    pub(crate) fn secrets_for(&self, d: &Deployment) -> Secrets {
         let Ok(loaded) = slipway_core::load(&d.plan_file, d.plan_source.as_bytes()) else {
             return Secrets::default();
         };
@@ -101,15 +101,15 @@ impl<S: Store> Engine<S> {
         Ok(finished)
     }
 
-    /// Returns `environment` to an earlier release still kept on its targets: `to`, or the release
-    /// each target ran before the current one. Refused before any target is touched when that
-    /// release is gone from any target.
-    pub async fn rollback(
+    /// Records a rollback of `environment` to an earlier release still kept on its targets: `to`,
+    /// or the release each target ran before the current one. Refused before any target is
+    /// touched when that release is gone from any target. It is queued; `origin` says who runs it.
+    pub async fn request_rollback(
         &self,
         environment: &str,
         to: Option<&str>,
         requester: &str,
-        observer: &dyn Observer,
+        origin: &str,
     ) -> EngineResult<Deployment> {
         let inventory = self.store.inventory(Some(environment)).await?;
         let refuse = |msg: String| async move {
@@ -204,24 +204,27 @@ impl<S: Store> Engine<S> {
                     created_at: now,
                     scheduled_for: None,
                     rollback_of: Some(source.id),
-                    params: json!({"from": from, "to": to, "origin": "cli"}),
+                    params: json!({"from": from, "to": to, "origin": origin}),
                     risk: None,
                 },
                 NewEvent::new(None, now, "rollback_requested", requester, json!({"environment": environment, "from": from, "to": to, "undoes": source.id})),
             )
             .await?;
-        let lease = self.lock(environment, d.id).await?;
+        Ok(d)
+    }
+
+    /// Returns `environment` to an earlier release, in this process: see [`Engine::request_rollback`].
+    pub async fn rollback(
+        &self,
+        environment: &str,
+        to: Option<&str>,
+        requester: &str,
+        observer: &dyn Observer,
+    ) -> EngineResult<Deployment> {
+        let d = self
+            .request_rollback(environment, to, requester, "cli")
+            .await?;
         let secrets = self.secrets_for(&d);
-        let result =
-            match Run::prepare(self, d.clone(), secrets, observer, lease.lost.clone()).await {
-                Ok(run) => run.roll_back_to(&to).await,
-                Err(e) => Err(e),
-            };
-        lease.release().await;
-        result?;
-        self.store
-            .deployment(d.id)
-            .await?
-            .ok_or(EngineError::NotFound(d.id))
+        self.run(d.id, secrets, observer).await
     }
 }

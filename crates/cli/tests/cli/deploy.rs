@@ -172,8 +172,12 @@ fn a_second_deploy_to_a_busy_environment_is_refused() {
         "{}",
         second.stderr
     );
-    t.args(["user", "add", "olga", "--role", "ops"]).run().status(0);
-    t.args(["confirm", "1", "hold", "--as", "olga"]).run().status(0);
+    t.args(["user", "add", "olga", "--role", "ops"])
+        .run()
+        .status(0);
+    t.args(["confirm", "1", "hold", "--as", "olga"])
+        .run()
+        .status(0);
     let status = first.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
     let history = t.args(["history", "-o", "json"]).run().json();

@@ -101,6 +101,14 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Run the server: HTTP API, web UI, scheduler and workers, on this record.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Deployments run at once (in different environments).
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// Manage users and their roles.
     User {
         #[command(subcommand)]
@@ -242,6 +250,9 @@ fn main() -> ExitCode {
                     commands::control::break_glass(&global, id, &reason).await
                 }
                 Command::User { command } => commands::admin::user(&global, command).await,
+                Command::Serve { listen, workers } => {
+                    commands::serve::run(&global, listen, workers).await
+                }
                 Command::Token { command } => commands::admin::token(&global, command).await,
                 Command::Rollback { env, to } => {
                     commands::deploy::rollback(&global, &env, to.as_deref()).await

@@ -16,7 +16,7 @@ use crate::secrets::Secrets;
 impl<S: Store> Engine<S> {
     /// Secrets as this process can read them; a recovery must not fail for want of one, so an
     /// unreadable secret becomes empty and the compensation that needs it may fail visibly.
-    pub(crate) fn secrets_for(&self, d: &Deployment) -> Secrets {
+    pub fn secrets_for(&self, d: &Deployment) -> Secrets {
         let Ok(loaded) = slipway_core::load(&d.plan_file, d.plan_source.as_bytes()) else {
             return Secrets::default();
         };

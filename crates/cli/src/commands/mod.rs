@@ -7,6 +7,7 @@ pub mod init;
 pub mod plan;
 pub mod record;
 pub mod schema;
+pub mod serve;
 
 use std::path::Path;
 

@@ -40,6 +40,8 @@ pub enum CoordinationError {
     Refused(#[from] Refusal),
     #[error("only an admin may do this")]
     NotAdmin,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("only the step's owner role `{0}` may confirm it")]
     NotOwner(String),
     #[error("deployment #{id} is {state}; {what}")]
@@ -65,6 +67,7 @@ impl CoordinationError {
             CoordinationError::NoWindow(_) => "no_window",
             CoordinationError::Refused(r) => r.code(),
             CoordinationError::NotAdmin => "admin_only",
+            CoordinationError::Forbidden(_) => "forbidden",
             CoordinationError::NotOwner(_) => "not_step_owner",
             CoordinationError::WrongState { .. } => "wrong_state",
             CoordinationError::Invalid(_) => "invalid",
@@ -139,6 +142,7 @@ impl<S: Store> Engine<S> {
             .deployments(DeploymentFilter {
                 environment: Some(environment.to_string()),
                 limit: Some(50),
+                without_plan: true,
                 ..Default::default()
             })
             .await
@@ -239,7 +243,13 @@ impl<S: Store> Engine<S> {
             (DeploymentState::Queued, None)
         };
         let d = self
-            .create_with(request, state, scheduled_for, Some(assessment.clone()))
+            .create_with(
+                request,
+                state,
+                scheduled_for,
+                at.filter(|a| *a > now).map(ts_millis),
+                Some(assessment.clone()),
+            )
             .await?;
         let mut events = Vec::new();
         if let Some((user, reason)) = break_glass {
@@ -393,8 +403,11 @@ impl<S: Store> Engine<S> {
         let plan = self.plan_of(&d)?;
         let (windows, freezes) = calendar_of(&plan.plan, &d.environment);
         let now = Timestamp::now();
+        // Only an explicit `at` holds it back; a window-derived start is recomputed here.
         let not_before = d
-            .scheduled_for
+            .params
+            .get("not_before")
+            .and_then(Value::as_i64)
             .and_then(|ms| Timestamp::from_millisecond(ms).ok())
             .filter(|t| *t > now);
         let from = not_before.unwrap_or(now);
@@ -453,7 +466,7 @@ impl<S: Store> Engine<S> {
             });
         }
         if user.name != d.requester && !is_admin(user) {
-            return Err(CoordinationError::Invalid(format!(
+            return Err(CoordinationError::Forbidden(format!(
                 "only the requester ({}) or an admin may amend deployment #{id}",
                 d.requester
             )));

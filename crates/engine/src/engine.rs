@@ -233,6 +233,7 @@ impl<S: Store> Engine<S> {
         request: &DeployRequest,
         state: DeploymentState,
         scheduled_for: Option<i64>,
+        not_before: Option<i64>,
         risk: Option<serde_json::Value>,
     ) -> EngineResult<Deployment> {
         let plan = &request.plan;
@@ -266,7 +267,7 @@ impl<S: Store> Engine<S> {
                     created_at: now,
                     scheduled_for,
                     rollback_of: None,
-                    params: json!({"origin": origin}),
+                    params: json!({"origin": origin, "not_before": not_before}),
                     risk,
                 },
                 NewEvent::new(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use slipway_store::{DeploymentFilter, EventFilter, NewEvent, Store};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, Body, ErrorBody, Path, Query};
 use crate::state::AppState;
 use crate::views::{self, DeploymentSummary, DeploymentView, EnvironmentView};
 
@@ -23,7 +23,7 @@ use crate::views::{self, DeploymentSummary, DeploymentView, EnvironmentView};
     info(title = "Slipway API", description = "Deployments: request, approve, watch, roll back. Every call needs `Authorization: Bearer TOKEN` except /healthz, /metrics and this document."),
     paths(
         me, list_deployments, create_deployment, get_deployment, deployment_events, deployment_logs, approve, reject, confirm, cancel,
-        amend, break_glass, list_environments, rollback_environment, inventory, calendar, list_users, save_user, create_token, list_tokens, revoke_token
+        amend, break_glass, crate::live::api_stream, list_environments, rollback_environment, inventory, calendar, list_users, save_user, create_token, list_tokens, revoke_token
     ),
     components(schemas(ErrorBody, Created, DeploymentSummary, DeploymentView, EnvironmentView, CreateDeployment, Reason, Confirm, Amend, RollbackRequest, SaveUser, CreateToken, CreatedToken)),
     modifiers(&BearerAuth)
@@ -46,6 +46,27 @@ impl utoipa::Modify for BearerAuth {
             "token",
             Vec::<String>::new(),
         )]);
+        // Every operation answers 401 without a valid token.
+        let unauthenticated = utoipa::openapi::ResponseBuilder::new()
+            .description("unauthenticated: no valid API token")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| unauthenticated.clone().into());
+            }
+        }
     }
 }
 
@@ -97,7 +118,7 @@ struct ListQuery {
 }
 
 /// Deployments, newest first.
-#[utoipa::path(get, path = "/api/deployments", params(ListQuery), responses((status = 200, body = [DeploymentSummary]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/deployments", params(ListQuery), responses((status = 200, body = [DeploymentSummary]), (status = 400, description = "an unknown state", body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_deployments(
     _: Caller,
     State(state): State<AppState>,
@@ -116,6 +137,7 @@ async fn list_deployments(
                 environment: q.environment,
                 states,
                 limit: Some(q.limit.unwrap_or(50).min(500)),
+                without_plan: true,
             },
         )
         .await?,
@@ -154,7 +176,7 @@ pub struct Created {
 async fn create_deployment(
     caller: Caller,
     State(state): State<AppState>,
-    Json(body): Json<CreateDeployment>,
+    Body(body): Body<CreateDeployment>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     caller.require_deployer()?;
     let name = body.plan_name.clone().unwrap_or_else(|| "plan.yaml".into());
@@ -180,6 +202,7 @@ async fn create_deployment(
                 DeploymentState::Queued,
             ],
             limit: Some(1),
+            without_plan: true,
         })
         .await?;
     if let Some(d) = busy.first() {
@@ -303,12 +326,12 @@ pub struct Reason {
 
 /// Approve, as the caller; the requester and the plan's owner never can, each person counts once.
 #[utoipa::path(post, path = "/api/deployments/{id}/approve", params(("id" = i64, Path)), request_body = Reason,
-    responses((status = 200, body = Object), (status = 403, description = "self_approval, plan_owner_approval, missing_role, already_decided", body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 403, description = "self_approval, plan_owner_approval, missing_role, already_decided", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "wrong_state: not awaiting approval", body = ErrorBody)))]
 async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    body: Option<Json<Reason>>,
+    body: Option<Body<Reason>>,
 ) -> Result<Json<Value>, ApiError> {
     let reason = body.and_then(|b| b.0.reason);
     let standing = state
@@ -322,12 +345,12 @@ async fn approve(
 
 /// Reject, with a reason (required).
 #[utoipa::path(post, path = "/api/deployments/{id}/reject", params(("id" = i64, Path)), request_body = Reason,
-    responses((status = 200, body = Object), (status = 400, description = "reason_required", body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, description = "reason_required", body = ErrorBody), (status = 403, description = "self_approval, plan_owner_approval, missing_role, already_decided", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "wrong_state: not awaiting approval", body = ErrorBody)))]
 async fn reject(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    body: Option<Json<Reason>>,
+    body: Option<Body<Reason>>,
 ) -> Result<Json<Value>, ApiError> {
     let reason = body.and_then(|b| b.0.reason);
     let standing = state
@@ -347,12 +370,12 @@ pub struct Confirm {
 
 /// Confirm a manual step; only its owner role may.
 #[utoipa::path(post, path = "/api/deployments/{id}/confirm", params(("id" = i64, Path)), request_body = Confirm,
-    responses((status = 200, body = Object), (status = 403, description = "not_step_owner", body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, description = "no such step", body = ErrorBody), (status = 403, description = "not_step_owner", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "already confirmed, or the deployment has ended", body = ErrorBody)))]
 async fn confirm(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Json(body): Json<Confirm>,
+    Body(body): Body<Confirm>,
 ) -> Result<Json<Value>, ApiError> {
     let first = state.engine.confirm_as(id, &body.step, &caller.0).await?;
     if !first {
@@ -368,7 +391,7 @@ async fn confirm(
 }
 
 /// Cancel: a running deployment stops at its next batch and rolls back.
-#[utoipa::path(post, path = "/api/deployments/{id}/cancel", params(("id" = i64, Path)), responses((status = 200, body = DeploymentSummary), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/deployments/{id}/cancel", params(("id" = i64, Path)), responses((status = 200, body = DeploymentSummary), (status = 403, description = "deployer_only", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "the deployment has ended", body = ErrorBody)))]
 async fn cancel(
     caller: Caller,
     State(state): State<AppState>,
@@ -387,12 +410,12 @@ pub struct Amend {
 
 /// Replace the plan of a deployment that has not started.
 #[utoipa::path(post, path = "/api/deployments/{id}/plan", params(("id" = i64, Path)), request_body = Amend,
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, description = "invalid_plan, with diagnostics; or not the requester", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "wrong_state: it has started", body = ErrorBody)))]
 async fn amend(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Json(body): Json<Amend>,
+    Body(body): Body<Amend>,
 ) -> Result<Json<Value>, ApiError> {
     let d = state
         .store
@@ -416,12 +439,12 @@ async fn amend(
 
 /// An admin lets a deployment through freezes and windows; the reason is recorded and shown.
 #[utoipa::path(post, path = "/api/deployments/{id}/break-glass", params(("id" = i64, Path)), request_body = Reason,
-    responses((status = 200, body = DeploymentSummary), (status = 403, description = "admin_only", body = ErrorBody)))]
+    responses((status = 200, body = DeploymentSummary), (status = 400, description = "no reason given", body = ErrorBody), (status = 403, description = "admin_only", body = ErrorBody), (status = 404, description = "no such deployment", body = ErrorBody), (status = 409, description = "wrong_state: it has started", body = ErrorBody)))]
 async fn break_glass(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Json(body): Json<Reason>,
+    Body(body): Body<Reason>,
 ) -> Result<Json<DeploymentSummary>, ApiError> {
     let d = state
         .engine
@@ -447,12 +470,12 @@ pub struct RollbackRequest {
 
 /// Return an environment to an earlier release still kept on its targets; a worker runs it.
 #[utoipa::path(post, path = "/api/environments/{env}/rollback", params(("env" = String, Path)), request_body = RollbackRequest,
-    responses((status = 202, body = DeploymentSummary), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = DeploymentSummary), (status = 403, description = "deployer_only", body = ErrorBody), (status = 409, description = "refused: nothing to return to, or the release is not kept", body = ErrorBody)))]
 async fn rollback_environment(
     caller: Caller,
     State(state): State<AppState>,
     Path(env): Path<String>,
-    body: Option<Json<RollbackRequest>>,
+    body: Option<Body<RollbackRequest>>,
 ) -> Result<(StatusCode, Json<DeploymentSummary>), ApiError> {
     caller.require_deployer()?;
     let to = body.and_then(|b| b.0.to);
@@ -516,11 +539,11 @@ pub struct SaveUser {
 }
 
 /// Create a user or replace their roles (admin).
-#[utoipa::path(post, path = "/api/users", request_body = SaveUser, responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/users", request_body = SaveUser, responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, description = "admin_only", body = ErrorBody)))]
 async fn save_user(
     caller: Caller,
     State(state): State<AppState>,
-    Json(body): Json<SaveUser>,
+    Body(body): Body<SaveUser>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     if body.name.trim().is_empty() {
@@ -556,11 +579,11 @@ pub struct CreatedToken {
 }
 
 /// Issue a token (admin, or a user for themselves).
-#[utoipa::path(post, path = "/api/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "no such user, or a bad `expires`", body = ErrorBody), (status = 403, description = "admin_only", body = ErrorBody)))]
 async fn create_token(
     caller: Caller,
     State(state): State<AppState>,
-    Json(body): Json<CreateToken>,
+    Body(body): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     if body.user != caller.0.name {
         caller.require_admin()?;
@@ -618,7 +641,7 @@ async fn list_tokens(
 }
 
 /// Revoke a token (admin, or its own user).
-#[utoipa::path(delete, path = "/api/tokens/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/tokens/{id}", params(("id" = String, Path)), responses((status = 204), (status = 403, description = "admin_only", body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     caller: Caller,
     State(state): State<AppState>,

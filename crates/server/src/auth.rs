@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use slipway_core::coordination::ADMIN_ROLE;
-use slipway_store::User;
+use slipway_store::{Store, User};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,7 +38,18 @@ async fn user_of(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiErr
     let Some(token) = token_from(&parts.headers) else {
         return Ok(None);
     };
-    Ok(slipway_engine::identity::authenticate(state.store.as_ref(), &token).await?)
+    let hash = slipway_engine::identity::hash_token(&token);
+    let now = slipway_engine::now_millis();
+    if let Some(user) = state.tokens.get(&hash, now) {
+        return Ok(Some(user));
+    }
+    // As `identity::authenticate`, keeping the token's expiry for the cache.
+    let Some((token, user)) = state.store.token_by_hash(&hash, now).await? else {
+        return Ok(None);
+    };
+    state.store.touch_token(&token.id, now).await?;
+    state.tokens.put(hash, user.clone(), token.expires_at);
+    Ok(Some(user))
 }
 
 /// An authenticated caller of the JSON API.

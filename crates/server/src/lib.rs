@@ -27,6 +27,7 @@ use slipway_store::{SqlStore, Store};
 use tokio_util::sync::CancellationToken;
 
 pub use api::ApiDoc;
+use error::ApiError;
 pub use state::AppState;
 
 #[derive(Debug, Clone)]
@@ -59,18 +60,29 @@ impl AppState {
             plans: state::PlanCache::default(),
             templates: Arc::new(ui::templates()),
             metrics: metrics_handle(),
+            tokens: state::TokenCache::default(),
+            views: state::ViewCache::default(),
+            responses: state::ResponseCache::default(),
         }
     }
 }
 
-async fn record_request(request: Request, next: Next) -> Response {
+async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let changes =
+        request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let response = next.run(request).await;
+    if changes {
+        // Whatever it changed, readers see it at once.
+        state.views.clear();
+        state.tokens.clear();
+        state.responses.clear();
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("slipway_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("slipway_http_request_duration_seconds", "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
@@ -122,6 +134,65 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The reads a crowd makes: the dashboard page and API, and one deployment's API view.
+fn cacheable(path: &str) -> bool {
+    path == "/"
+        || path == "/api/environments"
+        || path
+            .strip_prefix("/api/deployments/")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+async fn cache_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::GET || !cacheable(request.uri().path()) {
+        return next.run(request).await;
+    }
+    // Per caller: the credentials are part of the key, and the handler still authenticates.
+    let headers = request.headers();
+    let who = [
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::COOKIE,
+    ]
+    .iter()
+    .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+    .collect::<Vec<_>>()
+    .join("|");
+    let key = format!(
+        "{} {}",
+        request.uri(),
+        slipway_engine::identity::hash_token(&who)
+    );
+    if let state::Lookup::Hit(hit) = state.responses.lookup(&key) {
+        let mut response = Response::new(axum::body::Body::from(hit.body));
+        if let Some(ct) = hit.content_type {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, ct);
+        }
+        return response;
+    }
+    let response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::OK {
+        state.responses.abandon(&key);
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, 16 << 20).await {
+        Ok(bytes) => {
+            state.responses.put(
+                key,
+                parts.headers.get(axum::http::header::CONTENT_TYPE).cloned(),
+                bytes.clone(),
+            );
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(e) => {
+            state.responses.abandon(&key);
+            ApiError::internal(e).into_response()
+        }
+    }
+}
+
 /// The whole application: API, UI, health and metrics.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -129,7 +200,11 @@ pub fn app(state: AppState) -> Router {
         .merge(ui::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
-        .layer(middleware::from_fn(record_request))
+        .layer(middleware::from_fn_with_state(state.clone(), cache_reads))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .with_state(state)
 }
 

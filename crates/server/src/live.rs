@@ -4,12 +4,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use slipway_store::{EventFilter, Store};
 
 use crate::auth::{Caller, Viewer};
+use crate::error::{ErrorBody, Path};
 use crate::state::AppState;
 
 const POLL: Duration = Duration::from_millis(250);
@@ -69,10 +70,13 @@ where
                             .ok()
                             .flatten()
                             .is_none_or(|d| d.state.is_final());
+                        let mut out: Vec<Result<Event, Infallible>> =
+                            out.into_iter().map(Ok).collect();
+                        // The last events of a finished deployment: say so, as below.
                         if ended && events.len() < 200 {
                             c.finished = true;
+                            out.push(Ok(Event::default().event("end").data("{}")));
                         }
-                        let out: Vec<Result<Event, Infallible>> = out.into_iter().map(Ok).collect();
                         return Some((futures::stream::iter(out), c));
                     }
                     if c.state
@@ -100,6 +104,9 @@ where
 }
 
 /// `GET /api/deployments/{id}/stream`: each audit event as it is written (event name = its kind).
+#[utoipa::path(get, path = "/api/deployments/{id}/stream", params(("id" = i64, Path)),
+    description = "Server-Sent Events: each of the deployment's audit events as it is written, named by its kind, with the event as JSON data; an `end` event once the deployment has ended.",
+    responses((status = 200, description = "an event stream", content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody)))]
 pub async fn api_stream(
     _: Caller,
     State(state): State<AppState>,

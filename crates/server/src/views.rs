@@ -127,10 +127,22 @@ pub async fn deployments(
 }
 
 pub async fn environments(state: &AppState) -> Result<Vec<EnvironmentView>, ApiError> {
+    if let Some(cached) = state.views.get::<Vec<EnvironmentView>>("environments") {
+        return Ok(cached.as_ref().clone());
+    }
+    let built = build_environments(state).await?;
+    state
+        .views
+        .put("environments".into(), std::sync::Arc::new(built.clone()));
+    Ok(built)
+}
+
+async fn build_environments(state: &AppState) -> Result<Vec<EnvironmentView>, ApiError> {
     let recent = state
         .store
         .deployments(DeploymentFilter {
-            limit: Some(500),
+            limit: Some(200),
+            without_plan: true,
             ..Default::default()
         })
         .await?;
@@ -173,12 +185,16 @@ pub async fn environments(state: &AppState) -> Result<Vec<EnvironmentView>, ApiE
             .find(|d| d.state.is_final())
             .map(|d| DeploymentSummary::from(*d));
         let (mut next_window, mut in_window, mut freeze) = (None, true, None);
-        if let Some(plan) = mine.first().and_then(|d| state.plans.get(d))
-            && let Ok(rollout) = plan_rollout(&plan.plan, &name, now, None)
+        if let Some(latest) = mine.first()
+            && let Some(plan) = plan_of(state, latest).await
+            && let Some(env) = plan.plan.environments.get(&name)
         {
-            in_window = rollout.calendar.in_window;
-            next_window = rollout.calendar.next_window.map(|t| t.as_millisecond());
-            freeze = rollout.calendar.freeze.map(|f| f.reason);
+            let windows: Vec<_> = env.windows.iter().map(|w| &w.value).collect();
+            let freezes: Vec<_> = env.freezes.iter().map(|f| &f.value).collect();
+            let calendar = slipway_core::calendar::status(&windows, &freezes, now);
+            in_window = calendar.in_window;
+            next_window = calendar.next_window.map(|t| t.as_millisecond());
+            freeze = calendar.freeze.map(|f| f.reason);
         }
         out.push(EnvironmentView {
             locked_by: locks
@@ -197,6 +213,19 @@ pub async fn environments(state: &AppState) -> Result<Vec<EnvironmentView>, ApiE
         });
     }
     Ok(out)
+}
+
+/// A deployment's plan, parsed once per content hash; listed deployments carry no plan text, so
+/// a miss reads the full record.
+async fn plan_of(
+    state: &AppState,
+    d: &Deployment,
+) -> Option<std::sync::Arc<slipway_core::LoadedPlan>> {
+    if let Some(p) = state.plans.get(d) {
+        return Some(p);
+    }
+    let full = state.store.deployment(d.id).await.ok().flatten()?;
+    state.plans.get(&full)
 }
 
 /// The cell of `step` on `target` from its step runs (in record order).
@@ -234,12 +263,34 @@ fn cell_of(runs: &[&StepRun]) -> Cell {
 }
 
 pub async fn deployment(state: &AppState, id: i64) -> Result<DeploymentView, ApiError> {
+    let key = format!("deployment:{id}");
+    if let Some(cached) = state.views.get::<DeploymentView>(&key) {
+        return Ok(cached.as_ref().clone());
+    }
+    let built = build_deployment(state, id).await?;
+    state.views.put(key, std::sync::Arc::new(built.clone()));
+    Ok(built)
+}
+
+async fn build_deployment(state: &AppState, id: i64) -> Result<DeploymentView, ApiError> {
     let d = state
         .store
         .deployment(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("deployment #{id} does not exist")))?;
-    let standing = state.engine.standing(id).await.map_err(ApiError::from)?;
+    let plan = state.plans.get(&d);
+    let requirement = slipway_engine::coordinator::requirement_of(&d);
+    let decisions = state.store.decisions(id).await?;
+    let owner = plan
+        .as_ref()
+        .and_then(|p| p.plan.release.owner.as_ref().map(|o| o.value.clone()));
+    let case = slipway_core::coordination::ApprovalCase {
+        requester: &d.requester,
+        plan_owner: owner.as_deref(),
+        plan_hash: &d.plan_hash,
+        requirement: &requirement,
+    };
+    let approvals = case.status(&decisions);
     let runs = state.store.step_runs(id).await?;
     let confirmations = state.store.confirmations(id).await?;
     let events = state
@@ -249,7 +300,6 @@ pub async fn deployment(state: &AppState, id: i64) -> Result<DeploymentView, Api
             ..Default::default()
         })
         .await?;
-    let plan = state.plans.get(&d);
     let mut grid = Grid {
         steps: Vec::new(),
         targets: Vec::new(),
@@ -332,7 +382,7 @@ pub async fn deployment(state: &AppState, id: i64) -> Result<DeploymentView, Api
     };
     Ok(DeploymentView {
         deployment: DeploymentSummary::from(&d),
-        approvals: serde_json::to_value(&standing.approvals).unwrap_or(Value::Null),
+        approvals: serde_json::to_value(&approvals).unwrap_or(Value::Null),
         risk: d.risk.as_ref().and_then(|r| r.get("risk").cloned()),
         summary: d.summary.clone(),
         grid,

@@ -61,6 +61,8 @@ pub struct DeploymentFilter {
     pub environment: Option<String>,
     pub states: Vec<DeploymentState>,
     pub limit: Option<u32>,
+    /// Leave out the plan text (`plan_source` comes back empty): for lists that never run it.
+    pub without_plan: bool,
 }
 
 /// Fields set together with a state change.

@@ -76,7 +76,7 @@ impl SqlStore {
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -392,7 +392,12 @@ impl Store for SqlStore {
     }
 
     async fn deployments(&self, filter: DeploymentFilter) -> Result<Vec<Deployment>> {
-        let mut sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE 1 = 1");
+        let columns = if filter.without_plan {
+            DEPLOYMENT_COLUMNS.replace("plan_source", "'' AS plan_source")
+        } else {
+            DEPLOYMENT_COLUMNS.to_string()
+        };
+        let mut sql = format!("SELECT {columns} FROM deployments WHERE 1 = 1");
         let mut n = 0;
         if filter.environment.is_some() {
             n += 1;

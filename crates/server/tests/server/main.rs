@@ -2,4 +2,5 @@
 //! (in `browser`) headless Chromium driving the web UI.
 
 mod api;
+mod browser;
 mod harness;

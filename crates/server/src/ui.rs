@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use slipway_core::LoadedPlan;
 use slipway_core::coordination::{ADMIN_ROLE, DEFAULT_APPROVER_ROLE};
 use slipway_core::duration::format_duration;
-use slipway_core::plan::{Command, CommandKind, Count, Pause, Strategy};
+use slipway_core::plan::Command;
 use slipway_core::rollout::plan_rollout;
 use slipway_store::{DeploymentFilter, Store, User};
 
@@ -434,48 +434,6 @@ fn allowed(user: &User, view: &DeploymentView, plan: Option<&LoadedPlan>) -> All
     allowed
 }
 
-fn describe_command(c: &Command) -> String {
-    match &c.kind {
-        CommandKind::Argv(parts) => parts
-            .iter()
-            .map(|p| p.raw.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        CommandKind::Shell(t) => t.raw.clone(),
-    }
-}
-
-fn describe_strategy(s: &Strategy) -> String {
-    let count = |c: &Count| match c {
-        Count::Absolute(n) => n.to_string(),
-        Count::Percent(p) => format!("{p}%"),
-    };
-    match s {
-        Strategy::AllAtOnce => "all at once".into(),
-        Strategy::BlueGreen => "blue/green".into(),
-        Strategy::Rolling {
-            batch,
-            max_unavailable,
-        } => match max_unavailable {
-            Some(m) => format!(
-                "rolling, batch {}, max unavailable {}",
-                count(batch),
-                count(m)
-            ),
-            None => format!("rolling, batch {}", count(batch)),
-        },
-        Strategy::Canary { stages, pause } => {
-            let stages: Vec<String> = stages.iter().map(|p| format!("{p}%")).collect();
-            let pause = match pause {
-                Some(Pause::For(d)) => format!(", pause {}", format_duration(*d)),
-                Some(Pause::Confirm) => ", confirm between stages".into(),
-                None => String::new(),
-            };
-            format!("canary {}{pause}", stages.join(" → "))
-        }
-    }
-}
-
 /// The plan as people read it: the release, the environment's rules, the steps, the risks.
 fn plan_info(plan: &LoadedPlan, environment: &str) -> Value {
     let p = &plan.plan;
@@ -513,9 +471,9 @@ fn plan_info(plan: &LoadedPlan, environment: &str) -> Value {
                 "on": s.on.as_ref().map(|on| on.iter().map(|l| l.value.clone()).collect::<Vec<_>>()),
                 "needs": s.needs.iter().map(|n| n.value.clone()).collect::<Vec<_>>(),
                 "manual": s.manual.as_ref().map(|m| m.value.clone()),
-                "run": s.run.as_ref().map(describe_command),
-                "rollback": s.rollback.as_ref().map(describe_command),
-                "strategy": describe_strategy(&s.strategy.value),
+                "run": s.run.as_ref().map(Command::describe),
+                "rollback": s.rollback.as_ref().map(Command::describe),
+                "strategy": s.strategy.value.describe(),
                 "timeout": s.timeout.as_ref().map(|t| format_duration(t.value)),
                 "retries": s.retries,
                 "checks": s.validate.len(),

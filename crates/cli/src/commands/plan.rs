@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use slipway_core::calendar::CalendarStatus;
 use slipway_core::duration::format_duration;
-use slipway_core::plan::{Command, CommandKind, Environment, Pause, Plan, Strategy};
+use slipway_core::plan::{Command, Environment, Pause, Plan, Strategy};
 use slipway_core::policy::ApprovalRequirement;
 use slipway_core::risk::RiskAssessment;
 use slipway_core::rollout::{Rollout, plan_rollout};
@@ -75,49 +75,6 @@ struct CalendarView {
     windows: Vec<String>,
 }
 
-fn describe_command(c: &Command) -> String {
-    match &c.kind {
-        CommandKind::Argv(parts) => parts
-            .iter()
-            .map(|p| p.raw.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        CommandKind::Shell(t) => t.raw.clone(),
-    }
-}
-
-fn describe_strategy(s: &Strategy) -> String {
-    use slipway_core::plan::Count;
-    let count = |c: &Count| match c {
-        Count::Absolute(n) => n.to_string(),
-        Count::Percent(p) => format!("{p}%"),
-    };
-    match s {
-        Strategy::AllAtOnce => "all at once".into(),
-        Strategy::BlueGreen => "blue/green: deploy to the idle slot, validate, switch".into(),
-        Strategy::Rolling {
-            batch,
-            max_unavailable,
-        } => match max_unavailable {
-            Some(m) => format!(
-                "rolling, batch {}, max unavailable {}",
-                count(batch),
-                count(m)
-            ),
-            None => format!("rolling, batch {}", count(batch)),
-        },
-        Strategy::Canary { stages, pause } => {
-            let stages: Vec<String> = stages.iter().map(|p| format!("{p}%")).collect();
-            let pause = match pause {
-                Some(Pause::For(d)) => format!(", pause {} between stages", format_duration(*d)),
-                Some(Pause::Confirm) => ", confirmation between stages".into(),
-                None => String::new(),
-            };
-            format!("canary {}{pause}", stages.join(" → "))
-        }
-    }
-}
-
 fn build(
     plan: &Plan,
     env: &Environment,
@@ -141,8 +98,8 @@ fn build(
                 needs: step.needs.iter().map(|n| n.value.clone()).collect(),
                 manual: step.manual.as_ref().map(|m| m.value.clone()),
                 irreversible: step.is_irreversible(),
-                run: step.run.as_ref().map(describe_command),
-                rollback: step.rollback.as_ref().map(describe_command),
+                run: step.run.as_ref().map(Command::describe),
+                rollback: step.rollback.as_ref().map(Command::describe),
                 release_dir: step.release_dir.as_ref().map(|r| r.path.value.clone()),
                 timeout_seconds: step.timeout.as_ref().map(|t| t.value.as_secs_f64()),
                 retries: step.retries,
@@ -332,7 +289,7 @@ fn print_human(r: &PlanReport) {
         };
         println!(
             "      {} → {} batch(es): {}{more}",
-            describe_strategy(&s.strategy),
+            s.strategy.describe(),
             s.batches.len(),
             batches.join(" ")
         );

@@ -211,6 +211,18 @@ pub enum CommandKind {
 }
 
 impl Command {
+    /// The command as written, for people (templates unresolved).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            CommandKind::Argv(parts) => parts
+                .iter()
+                .map(|p| p.raw.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            CommandKind::Shell(t) => t.raw.clone(),
+        }
+    }
+
     pub fn templates(&self) -> Vec<&Template> {
         match &self.kind {
             CommandKind::Argv(v) => v.iter().collect(),
@@ -250,6 +262,50 @@ pub enum Strategy {
         pause: Option<Pause>,
     },
     BlueGreen,
+}
+
+impl Count {
+    fn describe(self) -> String {
+        match self {
+            Count::Absolute(n) => n.to_string(),
+            Count::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy in a few words, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::AllAtOnce => "all at once".into(),
+            Strategy::BlueGreen => {
+                "blue/green: deploy to every idle slot, then switch all at once".into()
+            }
+            Strategy::Rolling {
+                batch,
+                max_unavailable,
+            } => match max_unavailable {
+                Some(m) => format!(
+                    "rolling, batch {}, max unavailable {}",
+                    batch.describe(),
+                    m.describe()
+                ),
+                None => format!("rolling, batch {}", batch.describe()),
+            },
+            Strategy::Canary { stages, pause } => {
+                let stages: Vec<String> = stages.iter().map(|p| format!("{p}%")).collect();
+                let pause = match pause {
+                    Some(Pause::For(d)) => format!(
+                        ", pause {} between stages",
+                        crate::duration::format_duration(*d)
+                    ),
+                    Some(Pause::Confirm) => ", confirmation between stages".into(),
+                    None => String::new(),
+                };
+                format!("canary {}{pause}", stages.join(" → "))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1387,7 +1387,6 @@ impl<'e, S: Store> Run<'e, S> {
 
     /// Undoes what the rollout did, in reverse, under the same batch limits, then ends the run.
     pub(crate) async fn roll_back(&self, failure: Failure) -> EngineResult<()> {
-        let now = now_millis();
         let reason = failure.reason.clone();
         self.engine
             .store
@@ -1399,7 +1398,6 @@ impl<'e, S: Store> Run<'e, S> {
                 self.event("rollback_started", failure.to_json()),
             )
             .await?;
-        let _ = now;
         self.stage(format!(
             "rolling back: {}{}{}",
             failure

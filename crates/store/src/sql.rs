@@ -226,6 +226,21 @@ async fn append(tx: &mut AnyConnection, events: &[NewEvent]) -> Result<()> {
     Ok(())
 }
 
+/// Ends a compare-and-set write: commits it with its events if it changed a row, else undoes it.
+async fn commit_if_changed(
+    mut tx: Transaction<'_, Any>,
+    changed: u64,
+    events: &[NewEvent],
+) -> Result<bool> {
+    if changed == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    append(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| {
@@ -449,15 +464,9 @@ impl Store for SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
         let mut event = event;
         event.deployment_id = Some(id);
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 
     async fn request_cancel(&self, id: DeploymentId, event: NewEvent) -> Result<bool> {
@@ -476,13 +485,7 @@ impl Store for SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 
     async fn start_step_runs(
@@ -789,13 +792,7 @@ impl Store for SqlStore {
         .bind(confirmation.at)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 
     async fn confirmations(&self, deployment: DeploymentId) -> Result<Vec<Confirmation>> {
@@ -915,13 +912,7 @@ impl Store for SqlStore {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 
     async fn touch_token(&self, id: &str, at: i64) -> Result<()> {
@@ -996,13 +987,7 @@ impl Store for SqlStore {
             .bind(deployment)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 
     async fn set_break_glass(
@@ -1018,12 +1003,6 @@ impl Store for SqlStore {
             .bind(deployment)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, &[event]).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_if_changed(tx, done.rows_affected(), &[event]).await
     }
 }

@@ -39,6 +39,13 @@ impl Global {
             .clone()
             .or_else(|| std::env::var("USER").ok())
             .filter(|a| !a.trim().is_empty())
+            .or_else(|| {
+                // The account running the command, when the environment does not say.
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
             .unwrap_or_else(|| "unknown".into())
     }
 }

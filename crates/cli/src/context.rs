@@ -34,6 +34,21 @@ impl Global {
             .unwrap_or_else(|| self.home().join("slipway.db").display().to_string())
     }
 
+    /// The database as it may be shown: a URL's password is masked.
+    pub fn database_shown(&self) -> String {
+        let db = self.database();
+        match (db.find("://"), db.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let credentials = &db[scheme + 3..at];
+                match credentials.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:***{}", &db[..scheme + 3], &db[at..]),
+                    None => db,
+                }
+            }
+            _ => db,
+        }
+    }
+
     pub fn actor(&self) -> String {
         self.actor
             .clone()
@@ -62,7 +77,7 @@ impl Context {
         let store = Arc::new(SqlStore::open(&location).await.map_err(|e| {
             fail(
                 UNREADABLE,
-                format!("cannot open the record at {location}: {e}"),
+                format!("cannot open the record at {}: {e}", global.database_shown()),
             )
         })?);
         let home = global.home();

@@ -1,9 +1,9 @@
 //! Slipway's record: deployments, step runs, the hash-chained audit log, the inventory of releases
 //! on targets, environment locks and confirmations.
 //!
-//! [`Store`] is the seam between the engine and the database. [`SqlStore`] implements it on SQLite
-//! (embedded, the default) through sqlx's `Any` driver, whose single code path is meant to serve
-//! PostgreSQL too, with its own migrations, under the same conformance suite (`tests/store.rs`).
+//! [`Store`] is the seam between the engine and the database. [`SqlStore`] implements it through
+//! sqlx's `Any` driver on SQLite (embedded, the default) and on PostgreSQL (`postgres://` URLs):
+//! one code path, migrations per backend, and the same conformance suite (`tests/store.rs`).
 
 mod chain;
 mod records;

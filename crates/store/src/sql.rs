@@ -1,5 +1,7 @@
 //! [`Store`] on SQL through sqlx's `Any` driver. SQL is written once, with `$n` placeholders that
 //! both SQLite and PostgreSQL accept; migrations are kept per backend and only ever appended to.
+//! Where the dialects differ (connection set-up, how a write transaction begins, the migration
+//! bookkeeping table) the code branches on [`Backend`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use crate::{Result, Store, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Sqlite,
+    Postgres,
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add the next.
@@ -28,6 +31,20 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "coordination",
         include_str!("../migrations/sqlite/0002_coordination.sql"),
+    ),
+];
+
+/// The same migrations for PostgreSQL: same versions, same tables, BIGINT for every integer.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "record",
+        include_str!("../migrations/postgres/0001_record.sql"),
+    ),
+    (
+        2,
+        "coordination",
+        include_str!("../migrations/postgres/0002_coordination.sql"),
     ),
 ];
 
@@ -51,41 +68,51 @@ fn corrupt(what: impl Into<String>) -> StoreError {
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the database at `location`: a file path or `sqlite://PATH`.
+    /// Opens the database at `location`: a file path or `sqlite://PATH` (created if needed), or a
+    /// `postgres://` / `postgresql://` URL (the database must exist; its tables are created).
     pub async fn open(location: &str) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
-        let (url, backend, shown) = if let Some(path) = location.strip_prefix("sqlite://") {
-            (
-                format!("sqlite://{path}?mode=rwc"),
-                Backend::Sqlite,
-                path.to_string(),
-            )
-        } else if location.contains("://") {
-            return Err(StoreError::UnsupportedUrl(location.to_string()));
-        } else {
-            let path = Path::new(location);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| corrupt(format!("cannot create {}: {e}", parent.display())))?;
-            }
-            (
-                format!("sqlite://{location}?mode=rwc"),
-                Backend::Sqlite,
-                location.to_string(),
-            )
-        };
+        let (url, backend, shown) =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                (
+                    location.to_string(),
+                    Backend::Postgres,
+                    without_password(location),
+                )
+            } else if let Some(path) = location.strip_prefix("sqlite://") {
+                (
+                    format!("sqlite://{path}?mode=rwc"),
+                    Backend::Sqlite,
+                    path.to_string(),
+                )
+            } else if location.contains("://") {
+                return Err(StoreError::UnsupportedUrl(location.to_string()));
+            } else {
+                let path = Path::new(location);
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| corrupt(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                (
+                    format!("sqlite://{location}?mode=rwc"),
+                    Backend::Sqlite,
+                    location.to_string(),
+                )
+            };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the one writer; the busy timeout makes a second
-                    // process wait for the write lock instead of failing.
-                    conn.execute("PRAGMA busy_timeout = 15000").await?;
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes a
+                        // second process wait for the write lock instead of failing.
+                        conn.execute("PRAGMA busy_timeout = 15000").await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
                     Ok(())
                 })
             })
@@ -105,16 +132,27 @@ impl SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let migrations = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
+        let (migrations, bookkeeping) = match self.backend {
+            Backend::Sqlite => (
+                SQLITE_MIGRATIONS,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            ),
+            Backend::Postgres => (
+                POSTGRES_MIGRATIONS,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            ),
         };
         let mut conn = self.pool.acquire().await?;
         let mut tx = begin_write(&mut conn, self.backend).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        if self.backend == Backend::Postgres {
+            // `BEGIN IMMEDIATE` makes SQLite migrate one process at a time; PostgreSQL needs a lock
+            // of its own (held until commit), since the tables it would lock may not exist yet.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(bookkeeping).execute(&mut *tx).await?;
         let applied: Vec<i64> =
             sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
                 .fetch_all(&mut *tx)
@@ -133,7 +171,8 @@ impl SqlStore {
             if applied.contains(&version) {
                 continue;
             }
-            // Statements are split on `;` at line ends; triggers keep theirs on one line.
+            // Statements are split on `;` at line ends; SQLite triggers keep theirs on one line
+            // and PostgreSQL function bodies are dollar-quoted.
             for statement in split_statements(sql) {
                 tx.execute(sqlx::AssertSqlSafe(statement)).await?;
             }
@@ -155,23 +194,60 @@ impl SqlStore {
     }
 }
 
+/// The key of the PostgreSQL advisory lock that serialises migrations ("slipway" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0073_6c69_7077_6179;
+
+/// A connection URL fit to show: the password, if any, left out.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Process output may hold NUL characters, which PostgreSQL text cannot; both backends store them
+/// as U+FFFD, the mark `from_utf8_lossy` already leaves for bytes that were not text.
+fn storable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Splits a migration into statements: a statement ends at a line ending in `;`, except a line
+/// opening an SQLite trigger body (`BEGIN …` without `END;`) and any line inside a PostgreSQL
+/// dollar-quoted string (`$$ … $$`, `$tag$ … $tag$`).
 fn split_statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    let mut dollar_quote: Option<String> = None;
     for line in sql.lines() {
         let trimmed = line.trim();
-        if trimmed.starts_with("--") || trimmed.is_empty() {
+        if dollar_quote.is_none() && (trimmed.starts_with("--") || trimmed.is_empty()) {
             continue;
         }
         current.push_str(line);
         current.push('\n');
-        if trimmed.ends_with(';') && (!trimmed.starts_with("BEGIN") || trimmed.ends_with("END;")) {
+        dollar_quote = dollar_quote_after(line, dollar_quote);
+        if dollar_quote.is_none()
+            && trimmed.ends_with(';')
+            && (!trimmed.starts_with("BEGIN") || trimmed.ends_with("END;"))
+        {
             out.push(std::mem::take(&mut current));
         }
     }
@@ -181,11 +257,57 @@ fn split_statements(sql: &str) -> Vec<String> {
     out
 }
 
-/// Starts a transaction that holds the write lock from its first statement, so concurrent writers
-/// queue on the busy timeout instead of failing on a lock upgrade.
+/// The dollar-quoted string still open after `line`, given the one open before it (its tag,
+/// `$$` or `$name$`). Single-quoted strings and `--` comments outside dollar quotes are skipped, and
+/// `$1` placeholders are not tags.
+fn dollar_quote_after(line: &str, mut open: Option<String>) -> Option<String> {
+    let mut rest = line;
+    loop {
+        if let Some(tag) = &open {
+            match rest.find(tag.as_str()) {
+                Some(at) => {
+                    rest = &rest[at + tag.len()..];
+                    open = None;
+                }
+                None => return open,
+            }
+        }
+        let at = rest.find(['$', '\'', '-'])?;
+        let after = &rest[at + 1..];
+        match rest.as_bytes()[at] {
+            b'\'' => match after.find('\'') {
+                Some(end) => rest = &after[end + 1..],
+                None => return None,
+            },
+            b'-' if after.starts_with('-') => return None,
+            b'$' => {
+                let name_len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                let name = &after[..name_len];
+                let is_tag = after[name_len..].starts_with('$')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if is_tag {
+                    open = Some(format!("${name}$"));
+                    rest = &after[name_len + 1..];
+                } else {
+                    rest = after;
+                }
+            }
+            _ => rest = after,
+        }
+    }
+}
+
+/// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` holds the write lock from the first
+/// statement, so concurrent writers queue on the busy timeout instead of failing on a lock
+/// upgrade. PostgreSQL: a plain `BEGIN` (read committed); writers serialise on the rows they
+/// change, and appends on the `chain_head` row, which `append` updates (and so locks until commit)
+/// before it writes any event.
 async fn begin_write(conn: &mut AnyConnection, backend: Backend) -> Result<Transaction<'_, Any>> {
     match backend {
         Backend::Sqlite => Ok(Connection::begin_with(conn, "BEGIN IMMEDIATE").await?),
+        Backend::Postgres => Ok(Connection::begin(conn).await?),
     }
 }
 
@@ -529,8 +651,8 @@ impl Store for SqlStore {
                 .bind(&r.state)
                 .bind(r.finished_at)
                 .bind(r.exit_code.map(i64::from))
-                .bind(&r.output)
-                .bind(&r.message)
+                .bind(storable_text(&r.output).into_owned())
+                .bind(r.message.as_deref().map(|m| storable_text(m).into_owned()))
                 .bind(r.id)
                 .execute(&mut *tx)
                 .await?;
@@ -700,23 +822,14 @@ impl Store for SqlStore {
     async fn try_lock(&self, lock: Lock, now: i64) -> Result<LockOutcome> {
         let (mut conn, backend) = self.write().await?;
         let mut tx = begin_write(&mut conn, backend).await?;
-        let existing = sqlx::query(
-            "SELECT environment, holder, deployment_id, pid, host, acquired_at, expires_at FROM locks WHERE environment = $1",
-        )
-        .bind(&lock.environment)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let held = lock_from_row(&row)?;
-            if held.holder != lock.holder && held.expires_at > now {
-                tx.rollback().await?;
-                return Ok(LockOutcome::Held(held));
-            }
-        }
-        sqlx::query(
+        // One statement decides, so that two PostgreSQL transactions (which do not queue behind
+        // each other as SQLite's do) cannot both see the lock free and both take it: the upsert
+        // only replaces a lock that is ours or has run out, and locks the row either way.
+        let done = sqlx::query(
             "INSERT INTO locks (environment, holder, deployment_id, pid, host, acquired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (environment) DO UPDATE SET holder = excluded.holder, deployment_id = excluded.deployment_id, pid = excluded.pid, \
-             host = excluded.host, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+             host = excluded.host, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at \
+             WHERE locks.holder = excluded.holder OR locks.expires_at <= $8",
         )
         .bind(&lock.environment)
         .bind(&lock.holder)
@@ -725,10 +838,22 @@ impl Store for SqlStore {
         .bind(&lock.host)
         .bind(lock.acquired_at)
         .bind(lock.expires_at)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(LockOutcome::Acquired)
+        if done.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(LockOutcome::Acquired);
+        }
+        let row = sqlx::query(
+            "SELECT environment, holder, deployment_id, pid, host, acquired_at, expires_at FROM locks WHERE environment = $1",
+        )
+        .bind(&lock.environment)
+        .fetch_one(&mut *tx)
+        .await?;
+        let held = lock_from_row(&row)?;
+        tx.rollback().await?;
+        Ok(LockOutcome::Held(held))
     }
 
     async fn take_over_lock(&self, old_holder: &str, lock: Lock) -> Result<bool> {
@@ -1004,5 +1129,81 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         commit_if_changed(tx, done.rows_affected(), &[event]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_migrations_split_with_triggers_whole() {
+        let statements = split_statements(SQLITE_MIGRATIONS[0].2);
+        let triggers: Vec<&String> = statements
+            .iter()
+            .filter(|s| s.starts_with("CREATE TRIGGER"))
+            .collect();
+        assert_eq!(triggers.len(), 2);
+        assert!(triggers.iter().all(|t| t.trim_end().ends_with("END;")));
+        assert!(statements.iter().all(|s| s.trim_end().ends_with(';')));
+        assert_eq!(split_statements(SQLITE_MIGRATIONS[1].2).len(), 6);
+    }
+
+    #[test]
+    fn postgres_function_bodies_stay_whole() {
+        let statements = split_statements(POSTGRES_MIGRATIONS[0].2);
+        let function: Vec<&String> = statements
+            .iter()
+            .filter(|s| s.starts_with("CREATE FUNCTION"))
+            .collect();
+        assert_eq!(function.len(), 1);
+        assert!(function[0].contains("RAISE EXCEPTION"));
+        assert!(function[0].trim_end().ends_with("$$;"));
+        assert_eq!(
+            statements
+                .iter()
+                .filter(|s| s.starts_with("CREATE TRIGGER"))
+                .count(),
+            3
+        );
+        // Every backend has the same migrations, in the same order.
+        fn versions(m: &[(i64, &'static str, &str)]) -> Vec<(i64, &'static str)> {
+            m.iter().map(|m| (m.0, m.1)).collect()
+        }
+        assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
+    }
+
+    #[test]
+    fn dollar_quotes_are_tracked_across_lines() {
+        let sql = "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $body$\nSELECT 1;\nSELECT '$$';\n$body$;\nSELECT $1, '$x$';\nSELECT 2; -- $$\n";
+        assert_eq!(
+            split_statements(sql),
+            [
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $body$\nSELECT 1;\nSELECT '$$';\n$body$;\n",
+                "SELECT $1, '$x$';\n",
+                "SELECT 2; -- $$\n",
+            ]
+        );
+    }
+
+    #[test]
+    fn shown_urls_leave_out_the_password() {
+        assert_eq!(
+            without_password("postgres://slipway:secret@db:5432/slipway?sslmode=require"),
+            "postgres://slipway@db:5432/slipway?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgresql://db/slipway"),
+            "postgresql://db/slipway"
+        );
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_marks() {
+        assert_eq!(storable_text("a\0b"), "a\u{fffd}b");
+        assert!(matches!(
+            storable_text("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -37,7 +37,7 @@ pub async fn run(global: &Global, listen: SocketAddr, workers: usize) -> anyhow:
     slipway_server::serve(config, Arc::new(engine), store, shutdown, |addr| {
         println!(
             "slipway serving on http://{addr} (record: {})",
-            global.database()
+            global.database_shown()
         );
     })
     .await
